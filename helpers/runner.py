@@ -1,0 +1,133 @@
+"""Execute the curriculum's notebooks in order with papermill, the way an instructor regenerates them.
+
+    python -m helpers.runner                 # every notebook, default scale, into .work/runs/<time>/
+    python -m helpers.runner --scale full    # every row of every dataset
+    python -m helpers.runner --only 01 02    # some chapters (by number or name fragment)
+    python -m helpers.runner --refresh       # re-execute and write the committed notebooks back
+
+Prints a line per notebook as it goes and a table (notebook, status, seconds) at the end; exits
+non-zero if any notebook failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from helpers.datasets import SCALES
+from helpers.paths import display_path, notebooks_dir, work_dir
+
+CHAPTER = re.compile(r"^\d\d[a-z]?-.+\.ipynb$")
+
+
+@dataclass
+class Result:
+    notebook: str
+    status: str  # "ok" or "failed"
+    seconds: float
+    error: str = ""
+
+
+def discover(folder: Path, only: Sequence[str] = ()) -> list[Path]:
+    """The chapter notebooks (``NN-name.ipynb``) in ``folder``, in curriculum order."""
+    found = sorted(p for p in folder.glob("*.ipynb") if CHAPTER.match(p.name))
+    if only:
+        found = [p for p in found if any(p.name.startswith(o) or o in p.stem for o in only)]
+    return found
+
+
+def clean_metadata(path: Path) -> None:
+    """Drop run-specific metadata (papermill timings, paths) so a refreshed notebook diffs cleanly."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata.pop("papermill", None)
+    for cell in notebook.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(notebook, path)
+
+
+def execute(source: Path, target: Path, scale: str, timeout: int) -> Result:
+    import papermill as pm
+
+    started = time.perf_counter()
+    parameters = {} if scale == "default" else {"scale": scale}
+    try:
+        pm.execute_notebook(
+            str(source),
+            str(target),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(source.parent),
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=timeout,
+        )
+    except Exception as exc:  # papermill raises PapermillExecutionError, timeouts, kernel deaths...
+        message = str(getattr(exc, "ename", "") or type(exc).__name__)
+        detail = str(getattr(exc, "evalue", "") or exc).strip().splitlines()
+        return Result(source.name, "failed", time.perf_counter() - started, f"{message}: {detail[0] if detail else ''}")
+    return Result(source.name, "ok", time.perf_counter() - started)
+
+
+def table(results: Sequence[Result]) -> str:
+    width = max([len("notebook"), *(len(r.notebook) for r in results)])
+    lines = [f"{'notebook':<{width}}  {'status':<6}  {'seconds':>8}", f"{'-' * width}  ------  {'-' * 8}"]
+    lines += [f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:>8.1f}" for r in results]
+    total = sum(r.seconds for r in results)
+    passed = sum(r.status == "ok" for r in results)
+    lines.append(f"{'-' * width}  ------  {'-' * 8}")
+    lines.append(f"{f'{passed} of {len(results)} ok':<{width}}  {'':<6}  {total:>8.1f}")
+    return "\n".join(lines)
+
+
+def run(notebooks: Sequence[Path], output_dir: Path, scale: str, refresh: bool, timeout: int) -> list[Result]:
+    results = []
+    for index, notebook in enumerate(notebooks, start=1):
+        print(f"[{index}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
+        target = output_dir / notebook.name
+        result = execute(notebook, target, scale, timeout)
+        if result.status == "ok" and refresh:
+            clean_metadata(target)
+            notebook.write_text(target.read_text())
+        print(f"{result.status} ({result.seconds:.1f} s)" + (f" — {result.error}" if result.error else ""), flush=True)
+        results.append(result)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.runner", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=SCALES, default="default", help="dataset scale (default: %(default)s)")
+    parser.add_argument("--only", nargs="*", default=(), help="notebook numbers or name fragments to run")
+    parser.add_argument("--refresh", action="store_true", help="write executed notebooks back into notebooks/")
+    parser.add_argument("--folder", type=Path, default=None, help="folder of notebooks (default: notebooks/)")
+    parser.add_argument("--output-dir", type=Path, default=None, help="where executed copies go")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.refresh and args.scale != "default":
+        parser.error("--refresh writes the committed notebooks, which are kept at the default scale")
+    notebooks = discover(args.folder or notebooks_dir(), args.only)
+    if not notebooks:
+        print("No notebooks matched.", file=sys.stderr)
+        return 2
+    output_dir = args.output_dir or work_dir("runs", datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{args.scale}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Executing {len(notebooks)} notebook(s) at scale '{args.scale}' into {display_path(output_dir)}/")
+    results = run(notebooks, output_dir, args.scale, args.refresh, args.timeout)
+    print()
+    print(table(results))
+    failed = [r for r in results if r.status != "ok"]
+    for r in failed:
+        print(f"FAILED {r.notebook}: {r.error} (executed copy with the error: {display_path(output_dir / r.notebook)})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

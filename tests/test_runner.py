@@ -1,0 +1,68 @@
+"""The notebook runner: order, filtering, the summary table, failures and refresh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import runner
+
+
+def _notebook(path: Path, code: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('scale = "default"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Test"), params, nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, path)
+
+
+def test_discover_orders_chapters_and_filters(tmp_path: Path) -> None:
+    for name in ["10-kmeans.ipynb", "02-cleaning.ipynb", "01-ingestion.ipynb", "scratch.ipynb", "02a-extra.ipynb"]:
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in runner.discover(tmp_path)] == [
+        "01-ingestion.ipynb", "02-cleaning.ipynb", "02a-extra.ipynb", "10-kmeans.ipynb"]
+    assert [p.name for p in runner.discover(tmp_path, ["10", "clean"])] == ["02-cleaning.ipynb", "10-kmeans.ipynb"]
+
+
+def test_table_lists_every_notebook_and_the_total() -> None:
+    text = runner.table([runner.Result("01-a.ipynb", "ok", 1.25), runner.Result("02-b.ipynb", "failed", 2.0)])
+    lines = text.splitlines()
+    assert lines[0].split() == ["notebook", "status", "seconds"]
+    assert lines[2].split() == ["01-a.ipynb", "ok", "1.2"] or lines[2].split() == ["01-a.ipynb", "ok", "1.3"]
+    assert lines[3].split() == ["02-b.ipynb", "failed", "2.0"]
+    assert lines[-1].split() == ["1", "of", "2", "ok", "3.2"] or lines[-1].split() == ["1", "of", "2", "ok", "3.3"]
+
+
+def test_run_reports_a_failure_and_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    _notebook(source / "01-good.ipynb", "print('scale is', scale)")
+    _notebook(source / "02-bad.ipynb", "raise ValueError('broken on purpose')")
+    code = runner.main(["--folder", str(source), "--output-dir", str(tmp_path / "out"), "--scale", "full"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "[1/2] 01-good.ipynb ... ok" in out
+    assert "[2/2] 02-bad.ipynb ... failed" in out
+    assert "FAILED 02-bad.ipynb: ValueError: broken on purpose" in out
+    executed = nbformat.read(tmp_path / "out" / "01-good.ipynb", as_version=4)
+    assert "scale is full" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_refresh_writes_back_executed_notebooks_without_run_metadata(tmp_path: Path) -> None:
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    _notebook(source / "01-good.ipynb", "print(6 * 7)")
+    assert runner.main(["--folder", str(source), "--output-dir", str(tmp_path / "out"), "--refresh"]) == 0
+    refreshed = nbformat.read(source / "01-good.ipynb", as_version=4)
+    assert refreshed.cells[2].outputs[0]["text"] == "42\n"
+    assert refreshed.cells[2].execution_count == 2
+    assert "papermill" not in refreshed.metadata
+    assert all("papermill" not in c.metadata for c in refreshed.cells)
+
+
+def test_refresh_refuses_full_scale() -> None:
+    with pytest.raises(SystemExit):
+        runner.main(["--refresh", "--scale", "full"])

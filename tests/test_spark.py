@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from helpers import spark as spark_helpers
+from helpers.paths import work_dir
+from tests.conftest import run_python
+
+
+def test_target_defaults_to_local_mode_on_every_core() -> None:
+    target = spark_helpers.spark_target({})
+    assert target.kind == "local"
+    assert target.url.startswith("local[") and target.url != "local[0]"
+
+
+def test_spark_master_selects_a_cluster() -> None:
+    target = spark_helpers.spark_target({"SPARK_MASTER": "spark://127.0.0.1:7077"})
+    assert (target.kind, target.url) == ("cluster", "spark://127.0.0.1:7077")
+
+
+def test_spark_remote_wins_and_must_be_a_connect_url() -> None:
+    both = {"SPARK_REMOTE": "sc://127.0.0.1:15002", "SPARK_MASTER": "spark://127.0.0.1:7077"}
+    assert spark_helpers.spark_target(both).kind == "connect"
+    with pytest.raises(ValueError, match="sc://host:15002"):
+        spark_helpers.spark_target({"SPARK_REMOTE": "http://127.0.0.1:15002"})
+
+
+def test_local_config_is_sized_to_the_machine_and_keeps_files_in_the_work_dir() -> None:
+    config = spark_helpers.session_config(spark_helpers.SparkTarget("local", "local[2]"), "t")
+    assert config["spark.sql.shuffle.partitions"] == str(spark_helpers.shuffle_partitions())
+    assert config["spark.sql.execution.arrow.pyspark.enabled"] == "true"
+    assert config["spark.ui.showConsoleProgress"] == "false"
+    for key in ("spark.sql.warehouse.dir", "spark.local.dir"):
+        assert Path(config[key]).is_relative_to(work_dir())
+    assert "log4j2.properties" in config["spark.driver.extraJavaOptions"]
+
+
+def test_cluster_config_leaves_parallelism_to_the_cluster() -> None:
+    config = spark_helpers.session_config(spark_helpers.SparkTarget("cluster", "spark://h:7077"), "t")
+    assert config["spark.master"] == "spark://h:7077"
+    assert "spark.sql.shuffle.partitions" not in config
+    assert "spark.ui.port" not in config
+
+
+def test_shuffle_partitions_is_two_per_core() -> None:
+    assert spark_helpers.shuffle_partitions(2) == 4
+    assert spark_helpers.shuffle_partitions(1) == 2
+    assert spark_helpers.shuffle_partitions(8) == 16
+
+
+def test_free_port_skips_a_port_in_use() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        assert spark_helpers.free_port(start=taken, attempts=5) != taken
+
+
+def test_session_applies_the_laptop_settings(spark) -> None:
+    assert spark.conf.get("spark.sql.shuffle.partitions") == str(spark_helpers.shuffle_partitions())
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark_helpers.ui_url(spark).startswith("http://127.0.0.1:")
+    assert not spark_helpers.is_connect(spark)
+    assert spark.range(10).count() == 10
+
+
+def test_session_start_prints_nothing_from_the_jvm(tmp_path: Path) -> None:
+    """JVM console output would differ between papermill and nbval runs; it must go to the log."""
+    done = run_python(
+        "from helpers.spark import spark_session, log_path\n"
+        "s = spark_session('quiet-test')\n"
+        "s.range(1000).selectExpr('id % 3 AS k').groupBy('k').count().collect()\n"
+        "print(log_path().exists())\n"
+        "s.stop()\n",
+        env={"CURRICULUM_WORK_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "True"
+    assert done.stderr.strip() == ""
+
+
+def test_checkpoint_dir_is_inside_the_work_dir() -> None:
+    assert Path(spark_helpers.checkpoint_dir("q1")).is_relative_to(work_dir("checkpoints"))

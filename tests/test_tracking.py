@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import tracking
+from tests.conftest import run_python
+
+
+def test_default_store_is_sqlite_in_the_work_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CURRICULUM_WORK_DIR", str(tmp_path))
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    assert tracking.is_local_store(tracking.tracking_uri())
+    assert "make mlflow-ui" in tracking.describe_store()
+
+
+def test_tracking_uri_from_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.tracking_uri() == "http://127.0.0.1:5999"
+    assert not tracking.is_local_store(tracking.tracking_uri())
+    assert tracking.describe_store() == "tracking server http://127.0.0.1:5999"
+
+
+def test_experiment_runs_and_registry_work_on_the_default_store(tmp_path: Path) -> None:
+    """A fresh store: the experiment is created once, runs are logged, a model version registered,
+    and nothing is printed (MLflow's migration chatter would break notebook output comparison)."""
+    code = (
+        "import mlflow\n"
+        "from helpers.tracking import use_experiment\n"
+        "first = use_experiment('unit-test')\n"
+        "assert use_experiment('unit-test') == first\n"
+        "with mlflow.start_run() as run:\n"
+        "    mlflow.log_param('alpha', 0.5)\n"
+        "    mlflow.log_metric('rmse', 1.25)\n"
+        "    mlflow.log_text('hello', 'notes.txt')\n"
+        "client = mlflow.MlflowClient()\n"
+        "client.create_registered_model('unit-model')\n"
+        "version = client.create_model_version('unit-model', f'runs:/{run.info.run_id}/notes.txt', run.info.run_id)\n"
+        "client.set_registered_model_alias('unit-model', 'champion', version.version)\n"
+        "got = client.get_model_version_by_alias('unit-model', 'champion')\n"
+        "print(client.get_run(run.info.run_id).data.metrics['rmse'], got.version,\n"
+        "      mlflow.get_experiment(first).artifact_location.startswith('file://'))\n"
+    )
+    done = run_python(code, env={"CURRICULUM_WORK_DIR": str(tmp_path)}, remove=("MLFLOW_TRACKING_URI",))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["1.25", "1", "True"]
+    assert done.stderr.strip() == ""
+    assert (tmp_path / "mlflow" / "mlflow.db").exists()
+    assert (tmp_path / "mlflow" / "artifacts" / "unit-test").is_dir()
