@@ -8,7 +8,6 @@ A notebook's whole set-up is one line::
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import TYPE_CHECKING
 
@@ -36,8 +35,6 @@ def start(notebook: str, experiment: bool = False) -> SparkSession:
     # asks for ipywidgets on import; neither is about the learner's code, so keep outputs readable.
     warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
     warnings.filterwarnings("ignore", message="IProgress not found")
-    # Progress bars print elapsed times that differ on every run and clutter committed outputs.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     use_style()
     session = spark_session(notebook)
     if experiment:

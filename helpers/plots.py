@@ -211,6 +211,22 @@ def roc_curve(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: st
     return fig
 
 
+def pr_curve(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], base_rate: float,
+             title: str = "Precision-recall curve") -> Figure:
+    """One precision-recall curve per model: ``{name: (recall, precision, pr_auc)}``; the dashed line is the
+    precision of guessing (the share of positives)."""
+    fig, ax = _figure((6.0, 5.5))
+    for name, (recall, precision, area) in curves.items():
+        ax.plot(recall, precision, label=f"{name} (PR AUC {area:.3f})")
+    ax.axhline(base_rate, linestyle="--", color="grey", linewidth=1, label=f"chance ({base_rate:.2f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.legend(frameon=False, loc="upper right")
+    ax.set_title(title)
+    return fig
+
+
 def feature_importance(importance: pd.Series, title: str = "Feature importance", top: int = 15) -> Figure:
     """The ``top`` most important features as horizontal bars."""
     shown = importance.sort_values(ascending=False).head(top)

@@ -99,3 +99,10 @@ def test_before_after_and_box_plots_render() -> None:
     frame = pd.DataFrame({"g": ["a"] * 50 + ["b"] * 50, "v": np.arange(100.0)})
     fig = plots.box_by_group(frame, "v", "g", "by group")
     assert fig.axes[0].get_title() == "by group"
+
+
+def test_pr_curve_shows_the_chance_level() -> None:
+    fig = plots.pr_curve({"m": (np.array([0, 0.5, 1]), np.array([1, 0.6, 0.2]), 0.61)}, base_rate=0.2)
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["m (PR AUC 0.610)", "chance (0.20)"]
+    assert ax.get_lines()[1].get_ydata()[0] == 0.2

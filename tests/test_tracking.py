@@ -49,3 +49,35 @@ def test_experiment_runs_and_registry_work_on_the_default_store(tmp_path: Path) 
     assert done.stderr.strip() == ""
     assert (tmp_path / "mlflow" / "mlflow.db").exists()
     assert (tmp_path / "mlflow" / "artifacts" / "unit-test").is_dir()
+
+
+def test_pinned_requirements_name_the_installed_versions() -> None:
+    import mlflow
+    import pyspark
+
+    assert tracking.pinned_requirements("pyspark", "mlflow") == [
+        f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__version__}"]
+
+
+def test_log_spark_model_round_trips_through_pyfunc(tmp_path: Path) -> None:
+    code = (
+        "import mlflow, helpers\n"
+        "from helpers.tracking import log_spark_model, use_experiment\n"
+        "from pyspark.ml import Pipeline\n"
+        "from pyspark.ml.feature import VectorAssembler\n"
+        "from pyspark.ml.regression import LinearRegression\n"
+        "from helpers.spark import spark_session\n"
+        "spark = spark_session('log-model-test')\n"
+        "use_experiment('log-model-test')\n"
+        "df = spark.createDataFrame([(float(x), 2.0 * x + 1) for x in range(20)], 'x double, label double')\n"
+        "model = Pipeline(stages=[VectorAssembler(inputCols=['x'], outputCol='features'), LinearRegression()]).fit(df)\n"
+        "with mlflow.start_run():\n"
+        "    info = log_spark_model(model, input_example=df.select('x').limit(3).toPandas())\n"
+        "loaded = mlflow.pyfunc.load_model(info.model_uri)\n"
+        "print([round(v, 3) for v in loaded.predict(df.select('x').limit(2).toPandas())])\n"
+        "print(info.signature.inputs.input_names())\n"
+    )
+    done = run_python(code, env={"CURRICULUM_WORK_DIR": str(tmp_path)}, remove=("MLFLOW_TRACKING_URI",))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["[1.0, 3.0]", "['x']"]
+    assert done.stderr.strip() == ""
