@@ -18,6 +18,12 @@ from helpers.paths import display_path, project_root, work_dir
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# PySpark's pandas conversion warns about behaviour it already handles, and tqdm (imported by MLflow)
+# asks for ipywidgets; neither is about the learner's code. Set on import, because notebooks import
+# helpers before MLflow.
+warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 __all__ = ["start", "load", "load_pandas", "display", "project_root", "work_dir", "display_path"]
 __version__ = "0.1.0"
 
@@ -31,10 +37,6 @@ def start(notebook: str, experiment: bool = False) -> SparkSession:
     from helpers.plots import use_style
     from helpers.spark import spark_session
 
-    # PySpark's pandas conversion warns about behaviour it already handles, and tqdm (used by MLflow)
-    # asks for ipywidgets on import; neither is about the learner's code, so keep outputs readable.
-    warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
-    warnings.filterwarnings("ignore", message="IProgress not found")
     use_style()
     session = spark_session(notebook)
     if experiment:

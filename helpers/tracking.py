@@ -84,12 +84,18 @@ def log_spark_model(model: Any, artifact_path: str = "model", input_example: pd.
                     registered_model_name: str | None = None, extra_packages: tuple[str, ...] = ()) -> ModelInfo:
     """Log a fitted Spark ML model to the active run, with its signature inferred from ``input_example``
     and the environment pinned to this one's PySpark (and ``extra_packages``)."""
+    import warnings
+
     import mlflow
 
-    return mlflow.spark.log_model(
-        model,
-        artifact_path,
-        input_example=input_example,
-        registered_model_name=registered_model_name,
-        pip_requirements=pinned_requirements("pyspark", *extra_packages),
-    )
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values; the signature records the types the
+        # model was trained on, and notebook 21 shows how serving treats a missing value.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        return mlflow.spark.log_model(
+            model,
+            artifact_path,
+            input_example=input_example,
+            registered_model_name=registered_model_name,
+            pip_requirements=pinned_requirements("pyspark", *extra_packages),
+        )
