@@ -80,6 +80,21 @@ def pinned_requirements(*packages: str) -> list[str]:
     return [f"{name}=={version(name)}" for name in packages]
 
 
+_INTEGER_HINT = "Hint: Inferred schema contains integer column"
+
+
+def log_dataset(frame: pd.DataFrame, name: str, targets: str | None = None, context: str = "training") -> None:
+    """Record ``frame`` as an input of the active run: its name, schema, a content digest and its size."""
+    import warnings
+
+    import mlflow
+
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values; here the schema is only a record.
+        warnings.filterwarnings("ignore", message=_INTEGER_HINT)
+        mlflow.log_input(mlflow.data.from_pandas(frame, name=name, targets=targets), context=context)
+
+
 def log_spark_model(model: Any, artifact_path: str = "model", input_example: pd.DataFrame | None = None,
                     registered_model_name: str | None = None, extra_packages: tuple[str, ...] = ()) -> ModelInfo:
     """Log a fitted Spark ML model to the active run, with its signature inferred from ``input_example``
@@ -91,7 +106,7 @@ def log_spark_model(model: Any, artifact_path: str = "model", input_example: pd.
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values; the signature records the types the
         # model was trained on, and notebook 21 shows how serving treats a missing value.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        warnings.filterwarnings("ignore", message=_INTEGER_HINT)
         return mlflow.spark.log_model(
             model,
             artifact_path,

@@ -81,3 +81,19 @@ def test_log_spark_model_round_trips_through_pyfunc(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == ["[1.0, 3.0]", "['x']"]
     assert done.stderr.strip() == ""
+
+
+def test_log_dataset_records_the_input_quietly(tmp_path: Path) -> None:
+    code = (
+        "import mlflow, pandas as pd\n"
+        "from helpers.tracking import log_dataset, use_experiment\n"
+        "use_experiment('dataset-test')\n"
+        "with mlflow.start_run() as run:\n"
+        "    log_dataset(pd.DataFrame({'rooms': [3, 4], 'price': [1.5, 2.5]}), name='houses', targets='price')\n"
+        "inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs\n"
+        "print(inputs[0].dataset.name, inputs[0].tags[0].value)\n"
+    )
+    done = run_python(code, env={"CURRICULUM_WORK_DIR": str(tmp_path)}, remove=("MLFLOW_TRACKING_URI",))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["houses", "training"]
+    assert done.stderr.strip() == ""
