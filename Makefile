@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: help env run refresh test test-unit test-notebooks lab mlflow-ui datasets datasets-check lock clean
+.PHONY: help env run refresh test test-unit test-notebooks test-cluster cluster-up cluster-down lab mlflow-ui datasets datasets-check lock clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -38,6 +38,15 @@ test-unit: $(STAMP) ## the helpers' unit tests only
 
 test-notebooks: $(STAMP) ## nbval over notebooks/ only
 	$(PY) -m pytest notebooks $(NBVAL)
+
+test-cluster: $(STAMP) ## every notebook on a local standalone cluster and over Spark Connect
+	CLUSTER_TESTS=all $(PY) -m pytest tests/test_cluster_modes.py
+
+cluster-up: $(STAMP) ## start a standalone master + worker and a Spark Connect server on 127.0.0.1
+	$(PY) -m helpers.cluster up
+
+cluster-down: $(STAMP) ## stop what cluster-up started
+	$(PY) -m helpers.cluster down
 
 lab: $(STAMP) ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks

@@ -8,9 +8,10 @@ variable on a classic session; on Spark Connect, where there is no ``SparkContex
 travels inside the function, which Spark also sends once per query), and apply it to Arrow batches
 of rows with a pandas UDF or ``mapInPandas``.
 
-    p1 = probability_udf(model, FEATURES)
+    p1 = score_udf(model, FEATURES)
     scored = frame.withColumn("p1", p1(*FEATURES))            # a column expression
     scored = score_partitions(frame, model, FEATURES)          # or whole batches, all columns kept
+    margin = score_udf(svm, FEATURES, method="decision_function")   # any per-row score the model has
 
     results = run_trials(spark, fit_and_score, [{"C": 1.0}, {"C": 10.0}])   # one Spark task each
 """
@@ -59,25 +60,37 @@ def shared_value(shared: Any) -> Any:
     return pickle.loads(shared.value) if isinstance(shared, Broadcast) else shared
 
 
-def _positive_scores(model: Any, features: pd.DataFrame, positive_index: int) -> pd.Series:
-    scores = model.predict_proba(features)[:, positive_index]
-    return pd.Series(scores, index=features.index, dtype="float64")
+METHODS = ("predict_proba", "decision_function", "predict")
 
 
-def probability_udf(model: Any, feature_names: Sequence[str], prepare: Prepare | None = None,
-                    positive_index: int = 1, spark: SparkSession | None = None) -> Callable[..., Column]:
-    """A pandas UDF that returns the model's probability of class ``positive_index`` as a double.
+def model_scores(model: Any, features: pd.DataFrame, method: str = "predict_proba",
+                 positive_index: int = 1) -> pd.Series:
+    """One double per row: ``predict_proba``'s column ``positive_index``, the (binary) ``decision_function``
+    margin, or ``predict``'s label — the per-row number the two scoring functions below return."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
+    values = getattr(model, method)(features)
+    if method == "predict_proba":
+        values = values[:, positive_index]
+    return pd.Series(values, index=features.index, dtype="float64")
+
+
+def score_udf(model: Any, feature_names: Sequence[str], method: str = "predict_proba", prepare: Prepare | None = None,
+              positive_index: int = 1, spark: SparkSession | None = None) -> Callable[..., Column]:
+    """A pandas UDF that scores rows with the model (see ``model_scores`` for ``method``), as a double.
 
     Call it with the feature columns in the order of ``feature_names``:
-    ``frame.withColumn("p1", probability_udf(model, FEATURES)(*FEATURES))``. The columns arrive as
-    a pandas DataFrame with those names; ``prepare`` can turn it into exactly what the model was
+    ``frame.withColumn("p1", score_udf(model, FEATURES)(*FEATURES))``. The columns arrive as a
+    pandas DataFrame with those names; ``prepare`` can turn it into exactly what the model was
     trained on (dtypes, categories). The model is shared once and unpacked once per task.
     """
     from pyspark.sql.functions import pandas_udf
 
     names = list(feature_names)
     if not names:
-        raise ValueError("probability_udf needs at least one feature name.")
+        raise ValueError("score_udf needs at least one feature name.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
     shared = share(model, spark)
 
     def score(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.Series]:
@@ -88,15 +101,16 @@ def probability_udf(model: Any, feature_names: Sequence[str], prepare: Prepare |
             features = pd.DataFrame(dict(zip(names, columns, strict=True)))
             if prepare is not None:
                 features = prepare(features)
-            yield _positive_scores(fitted, features, positive_index)
+            yield model_scores(fitted, features, method, positive_index)
 
     return pandas_udf(score, "double")
 
 
 def score_partitions(frame: DataFrame, model: Any, feature_names: Sequence[str], output_col: str = "p1",
-                     prepare: Prepare | None = None, positive_index: int = 1) -> DataFrame:
-    """``frame`` with ``output_col`` added: the model's probability of class ``positive_index``,
-    computed batch by batch with ``mapInPandas`` (every column of ``frame`` is kept).
+                     method: str = "predict_proba", prepare: Prepare | None = None,
+                     positive_index: int = 1) -> DataFrame:
+    """``frame`` with ``output_col`` added: the model's score for each row (see ``model_scores`` for
+    ``method``), computed batch by batch with ``mapInPandas`` (every column of ``frame`` is kept).
 
     ``frame``'s columns must convert to Arrow (numbers, strings, dates; not MLlib vectors).
     """
@@ -108,6 +122,8 @@ def score_partitions(frame: DataFrame, model: Any, feature_names: Sequence[str],
         raise ValueError(f"score_partitions: columns not in the DataFrame: {', '.join(missing)}.")
     if output_col in frame.columns:
         raise ValueError(f"score_partitions: the DataFrame already has a column {output_col!r}.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
     shared = share(model, frame.sparkSession)
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -116,7 +132,7 @@ def score_partitions(frame: DataFrame, model: Any, feature_names: Sequence[str],
             features = batch[names]
             if prepare is not None:
                 features = prepare(features)
-            yield batch.assign(**{output_col: _positive_scores(fitted, features, positive_index).to_numpy()})
+            yield batch.assign(**{output_col: model_scores(fitted, features, method, positive_index).to_numpy()})
 
     schema = StructType([*frame.schema.fields, StructField(output_col, DoubleType())])
     return frame.mapInPandas(score, schema)

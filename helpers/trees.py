@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -317,11 +318,12 @@ def _purity(node: TreeNode) -> float | None:
 
 def _node_text(node: TreeNode, truncated: bool, feature_names: Sequence[str] | None,
                class_names: Sequence[str] | None, categories: Mapping[int, Sequence[str]] | None,
-               impurity_label: str | None) -> str:
+               impurity_label: str | None, wrap: int = 30, max_categories: int = 4) -> str:
     lines: list[str] = []
     splits = not node.is_leaf and not truncated
     if splits:
-        lines.append(condition(node, feature_names, categories))
+        lines.append(textwrap.fill(condition(node, feature_names, categories, max_categories), width=wrap,
+                                   break_long_words=False, break_on_hyphens=False))
     share = _purity(node)
     if share is not None:
         lines.append(f"{_class_name(node.prediction, class_names)} {share:.0%} · n = {node.samples:,.0f}")
@@ -336,13 +338,16 @@ def _node_text(node: TreeNode, truncated: bool, feature_names: Sequence[str] | N
 
 def plot_tree(root: TreeNode, feature_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
               categories: Mapping[int, Sequence[str]] | None = None, title: str = "Decision tree",
-              max_depth: int | None = None, impurity_label: str | None = None, fontsize: float = 8.5) -> Figure:
+              max_depth: int | None = None, impurity_label: str | None = None, fontsize: float = 8.5,
+              wrap: int = 30, max_categories: int = 4) -> Figure:
     """Draw a tree top-down: each split shows its condition (left branch = condition true, "yes"),
     each node its majority class with that class's share and the training rows that reached it
     (when counts are known). Leaves are coloured by predicted class, paler when less pure.
 
     ``max_depth`` draws only the top levels and summarises deeper subtrees in one box;
-    ``impurity_label`` ("gini" or "entropy") adds each split node's impurity under that name.
+    ``impurity_label`` ("gini" or "entropy") adds each split node's impurity under that name; conditions
+    longer than ``wrap`` characters are wrapped onto several lines, and category sets longer than
+    ``max_categories`` are shortened.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -372,12 +377,13 @@ def plot_tree(root: TreeNode, feature_names: Sequence[str] | None = None, class_
         purity = _purity(node)
         leafish = node.is_leaf or truncated
         face = (*colour, 0.15 + 0.65 * (0.8 if purity is None else purity)) if leafish else (1, 1, 1, 1)
-        ax.text(x, -depth, _node_text(node, truncated, feature_names, class_names, categories, impurity_label),
+        ax.text(x, -depth, _node_text(node, truncated, feature_names, class_names, categories, impurity_label, wrap,
+                                       max_categories),
                 ha="center", va="center", fontsize=fontsize, zorder=4,
                 bbox={"boxstyle": "round,pad=0.4", "fc": face, "ec": colour if leafish else "0.4", "lw": 1})
 
     ax.set_xlim(-0.6, width - 0.4)
-    ax.set_ylim(-(levels - 1) - 0.6, 0.6)
+    ax.set_ylim(-(levels - 1) - 0.5, 0.5)
     ax.axis("off")
     ax.set_title(title)
     return fig

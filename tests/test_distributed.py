@@ -39,25 +39,43 @@ def test_shared_objects_may_hold_functions_defined_on_the_driver(spark, data) ->
     np.testing.assert_allclose(scored["p1"].to_numpy(), doubled.predict_proba(data[["x1"]])[:, 1], rtol=1e-12)
 
 
-def test_probability_udf_matches_the_model_on_the_driver(spark, data, model) -> None:
+def test_score_udf_matches_the_model_on_the_driver(spark, data, model) -> None:
     frame = spark.createDataFrame(data).repartition(3)
-    p1 = distributed.probability_udf(model, ["x1", "x2"])
+    p1 = distributed.score_udf(model, ["x1", "x2"])
     scored = frame.withColumn("p1", p1("x1", "x2")).toPandas().sort_values("row")
     expected = model.predict_proba(data[["x1", "x2"]])[:, 1]
     np.testing.assert_allclose(scored["p1"].to_numpy(), expected, rtol=1e-12)
 
 
-def test_probability_udf_with_one_column_and_a_prepare_step(spark, data) -> None:
+def test_score_udf_with_one_column_and_a_prepare_step(spark, data) -> None:
     one = LogisticRegression().fit(data[["x1"]] * 2, data["label"])
     frame = spark.createDataFrame(data)
-    p1 = distributed.probability_udf(one, ["x1"], prepare=lambda f: f * 2, positive_index=0)
+    p1 = distributed.score_udf(one, ["x1"], prepare=lambda f: f * 2, positive_index=0)
     scored = frame.withColumn("p0", p1("x1")).toPandas().sort_values("row")
     np.testing.assert_allclose(scored["p0"].to_numpy(), one.predict_proba(data[["x1"]] * 2)[:, 0], rtol=1e-12)
 
 
-def test_probability_udf_needs_features(model) -> None:
+def test_score_udf_needs_features_and_a_known_method(model) -> None:
     with pytest.raises(ValueError, match="at least one feature"):
-        distributed.probability_udf(model, [])
+        distributed.score_udf(model, [])
+    with pytest.raises(ValueError, match="method must be one of"):
+        distributed.score_udf(model, ["x1"], method="transform")
+
+
+def test_score_udf_can_return_the_decision_function(spark, data) -> None:
+    from sklearn.svm import SVC
+
+    svm = SVC(kernel="rbf").fit(data[["x1", "x2"]], data["label"])
+    margin = distributed.score_udf(svm, ["x1", "x2"], method="decision_function")
+    scored = spark.createDataFrame(data).withColumn("margin", margin("x1", "x2")).toPandas().sort_values("row")
+    np.testing.assert_allclose(scored["margin"].to_numpy(), svm.decision_function(data[["x1", "x2"]]), rtol=1e-10)
+
+
+def test_model_scores_returns_one_double_per_row(data, model) -> None:
+    X = data[["x1", "x2"]]
+    labels = distributed.model_scores(model, X, method="predict")
+    assert labels.dtype == "float64" and set(labels.unique()) <= {0.0, 1.0}
+    np.testing.assert_allclose(distributed.model_scores(model, X, positive_index=0), model.predict_proba(X)[:, 0])
 
 
 def test_score_partitions_keeps_every_column_and_adds_the_score(spark, data, model) -> None:
@@ -74,6 +92,8 @@ def test_score_partitions_reports_bad_columns(spark, data, model) -> None:
         distributed.score_partitions(frame, model, ["x1", "x3"])
     with pytest.raises(ValueError, match="already has a column 'label'"):
         distributed.score_partitions(frame, model, ["x1", "x2"], output_col="label")
+    with pytest.raises(ValueError, match="method must be one of"):
+        distributed.score_partitions(frame, model, ["x1", "x2"], method="score")
 
 
 def test_run_trials_runs_each_setting_in_its_own_task_in_order(spark) -> None:

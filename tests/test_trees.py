@@ -238,3 +238,13 @@ def test_per_tree_probabilities_average_to_the_forest(spark) -> None:
     assert per_tree.shape == (90, 7)
     expected = np.array([r.p for r in forest.transform(frame).select(vector_to_array("probability")[1].alias("p")).collect()])
     assert np.allclose(per_tree.mean(axis=1), expected)
+
+
+def test_plot_tree_wraps_long_conditions() -> None:
+    node = trees.TreeNode(prediction=0.0, feature=0, left_categories=(0.0, 1.0, 2.0),
+                          left=trees.TreeNode(0.0), right=trees.TreeNode(1.0))
+    labels = {0: ["Taxi Affiliation Services", "Sun Taxi", "Chicago Independents"]}
+    box = next(t for t in _texts(trees.plot_tree(node, ["company"], categories=labels, wrap=20)) if t.startswith("company"))
+    condition_lines = box.splitlines()[:-1]  # the last line is the node's prediction
+    assert len(condition_lines) >= 3 and all(len(line) <= 26 for line in condition_lines)
+    assert " ".join(condition_lines) == "company in {Taxi Affiliation Services, Sun Taxi, Chicago Independents}"

@@ -1,0 +1,119 @@
+"""The promise to teams: the same notebooks run unchanged on a real Spark cluster and a shared MLflow server.
+
+Each test starts real servers on 127.0.0.1 with the project's own code (helpers.cluster), executes
+notebooks against them with the same runner instructors use, and stops everything afterwards.
+Outputs are not compared here (they name the cluster); nbval compares them in local mode.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import cluster, runner
+from helpers.paths import notebooks_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Part I on every mode (every Part once it lands); `make test-cluster` runs them all.
+CLUSTER_NOTEBOOKS = ("00", "01", "02", "03", "04")
+
+
+def _selected() -> list[Path]:
+    everything = runner.discover(notebooks_dir())
+    if os.environ.get("CLUSTER_TESTS") == "all":
+        return everything
+    return [p for p in everything if p.name[:2] in CLUSTER_NOTEBOOKS]
+
+
+def connect_exclusion(path: Path) -> str | None:
+    """Why a notebook cannot run over Spark Connect, as declared in its metadata (None if it can)."""
+    meta = nbformat.read(path, as_version=4).metadata.get("curriculum", {})
+    return None if meta.get("spark_connect", True) else meta.get("spark_connect_reason", "no reason given")
+
+
+def _run(notebooks: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    failures = [r for r in runner.run(notebooks, tmp_path, "default", refresh=False, timeout=600) if r.status != "ok"]
+    assert not failures, "; ".join(f"{r.notebook}: {r.error}" for r in failures)
+
+
+def _no_server_left(servers_before: set[int]) -> None:
+    out = subprocess.run(["pgrep", "-f", "deploy.master.Master|deploy.worker.Worker|SparkConnectServer|mlflow.server"],
+                         capture_output=True, text=True).stdout.split()
+    assert set(map(int, out)) <= servers_before, "a server started by the test is still running"
+
+
+@pytest.fixture
+def no_leftovers():
+    before = subprocess.run(["pgrep", "-f", "deploy.master.Master|deploy.worker.Worker|SparkConnectServer|mlflow.server"],
+                            capture_output=True, text=True).stdout.split()
+    yield
+    _no_server_left(set(map(int, before)))
+
+
+def test_notebooks_run_on_a_standalone_cluster(tmp_path, monkeypatch, no_leftovers) -> None:
+    with cluster.standalone_cluster(workers=1, cores_per_worker=2) as master:
+        _run(_selected(), tmp_path, monkeypatch, SPARK_MASTER=master)
+
+
+def test_notebooks_run_over_spark_connect(tmp_path, monkeypatch, no_leftovers) -> None:
+    runnable = [p for p in _selected() if connect_exclusion(p) is None]
+    skipped = {p.name: connect_exclusion(p) for p in _selected() if connect_exclusion(p) is not None}
+    with cluster.connect_server() as url:
+        _run(runnable, tmp_path, monkeypatch, SPARK_REMOTE=url)
+    if skipped:
+        print("skipped over Spark Connect, as declared:", skipped)
+
+
+def test_every_connect_exclusion_gives_a_reason() -> None:
+    for path in runner.discover(notebooks_dir()):
+        reason = connect_exclusion(path)
+        assert reason is None or len(reason) > 20, f"{path.name} must say why it cannot run over Spark Connect"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_tracking_notebook_logs_to_an_mlflow_server(tmp_path, monkeypatch, no_leftovers) -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", (tmp_path / "server-artifacts").as_uri(), "--serve-artifacts", "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        uri = f"http://127.0.0.1:{port}"
+        _run([p for p in runner.discover(notebooks_dir()) if p.name.startswith("04")], tmp_path / "out", monkeypatch,
+             MLFLOW_TRACKING_URI=uri)
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name("04-mlflow-tracking")
+        assert experiment is not None
+        runs = client.search_runs([experiment.experiment_id])
+        assert len(runs) >= 8
+        logged = [r for r in runs if r.info.run_name == "elastic-net, by hand"][0]
+        assert logged.data.metrics["r2"] > 0.8
+        assert any((tmp_path / "server-artifacts").rglob("MLmodel")), "the model went to the server's artifact store"
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
