@@ -113,4 +113,8 @@ def log_spark_model(model: Any, artifact_path: str = "model", input_example: pd.
             input_example=input_example,
             registered_model_name=registered_model_name,
             pip_requirements=pinned_requirements("pyspark", *extra_packages),
+            # MLflow would reload the saved model to score the input example once more (5-10 s per model
+            # here); the signature is still inferred from the example, and the chapters score the
+            # logged model themselves.
+            validate_serving_input=False,
         )

@@ -161,7 +161,8 @@ def parse_debug_string(text: str) -> TreeNode:
     """
     lines = [line.strip() for line in text.strip().splitlines()]
     if any(line.startswith("Tree ") for line in lines):
-        raise ValueError("this is a forest's debug string; parse one tree at a time (model.trees[i].toDebugString)")
+        raise ValueError("this is a forest's debug string; parse one tree at a time "
+                         "(model.trees[i].toDebugString)")
     body = [line for line in lines if line.startswith(("If ", "Else ", "Predict:"))]
     if not body:
         raise ValueError("no tree found: expected lines like 'If (feature 0 <= 1.5)' and 'Predict: 0.0'")
@@ -183,7 +184,8 @@ def parse_debug_string(text: str) -> TreeNode:
         if position >= len(body) or not (else_match := _ELSE.match(body[position])):
             raise ValueError(f"expected the 'Else' branch of feature {feature} after line {position}")
         if int(else_match.group(1)) != feature:
-            raise ValueError(f"'Else' branch of feature {else_match.group(1)} does not match 'If' on feature {feature}")
+            raise ValueError(f"'Else' branch of feature {else_match.group(1)} does not match "
+                             f"'If' on feature {feature}")
         position += 1
         right = parse()
         if continuous:
@@ -206,7 +208,8 @@ def _from_java(node: Any, with_counts: bool) -> TreeNode:
     split = node.split()
     left = _from_java(node.leftChild(), with_counts)
     right = _from_java(node.rightChild(), with_counts)
-    shared = {**common, "feature": int(split.featureIndex()), "left": left, "right": right, "gain": float(node.gain())}
+    shared = {**common, "feature": int(split.featureIndex()), "left": left, "right": right,
+              "gain": float(node.gain())}
     if split.getClass().getSimpleName() == "ContinuousSplit":
         return TreeNode(threshold=float(split.threshold()), **shared)
     return TreeNode(left_categories=tuple(sorted(float(c) for c in split.leftCategories())), **shared)
@@ -259,14 +262,16 @@ def condition(node: TreeNode, feature_names: Sequence[str] | None = None,
     return f"{name} in {{{', '.join(values)}}}"
 
 
-def rules(root: TreeNode, feature_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
+def rules(root: TreeNode, feature_names: Sequence[str] | None = None,
+          class_names: Sequence[str] | None = None,
           categories: Mapping[int, Sequence[str]] | None = None) -> list[str]:
     """Every leaf as one readable rule: ``IF a AND NOT b THEN class``, left to right."""
     found: list[str] = []
 
     def walk(node: TreeNode, path: list[str]) -> None:
         if node.is_leaf:
-            found.append(f"IF {' AND '.join(path) or 'always'} THEN {_class_name(node.prediction, class_names)}")
+            conditions = " AND ".join(path) or "always"
+            found.append(f"IF {conditions} THEN {_class_name(node.prediction, class_names)}")
             return
         text = condition(node, feature_names, categories)
         walk(node.children[0], [*path, text])
@@ -336,7 +341,8 @@ def _node_text(node: TreeNode, truncated: bool, feature_names: Sequence[str] | N
     return "\n".join(lines)
 
 
-def plot_tree(root: TreeNode, feature_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
+def plot_tree(root: TreeNode, feature_names: Sequence[str] | None = None,
+              class_names: Sequence[str] | None = None,
               categories: Mapping[int, Sequence[str]] | None = None, title: str = "Decision tree",
               max_depth: int | None = None, impurity_label: str | None = None, fontsize: float = 8.5,
               wrap: int = 30, max_categories: int = 4) -> Figure:
@@ -377,8 +383,9 @@ def plot_tree(root: TreeNode, feature_names: Sequence[str] | None = None, class_
         purity = _purity(node)
         leafish = node.is_leaf or truncated
         face = (*colour, 0.15 + 0.65 * (0.8 if purity is None else purity)) if leafish else (1, 1, 1, 1)
-        ax.text(x, -depth, _node_text(node, truncated, feature_names, class_names, categories, impurity_label, wrap,
-                                       max_categories),
+        text = _node_text(node, truncated, feature_names, class_names, categories, impurity_label, wrap,
+                          max_categories)
+        ax.text(x, -depth, text,
                 ha="center", va="center", fontsize=fontsize, zorder=4,
                 bbox={"boxstyle": "round,pad=0.4", "fc": face, "ec": colour if leafish else "0.4", "lw": 1})
 
@@ -394,7 +401,8 @@ def plot_tree(root: TreeNode, feature_names: Sequence[str] | None = None, class_
 # ---------------------------------------------------------------------------------------------
 
 
-def per_tree_probabilities(forest: Any, frame: DataFrame, positive_class: int = 1, batch_size: int = 25) -> np.ndarray:
+def per_tree_probabilities(forest: Any, frame: DataFrame, positive_class: int = 1,
+                           batch_size: int = 25) -> np.ndarray:
     """The probability of ``positive_class`` from every tree of a fitted ``RandomForestClassificationModel``
     for every row of ``frame``: an array of shape (rows, trees).
 

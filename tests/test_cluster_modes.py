@@ -21,8 +21,8 @@ from helpers import cluster, runner
 from helpers.paths import notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Part I on every mode (every Part once it lands); `make test-cluster` runs them all.
-CLUSTER_NOTEBOOKS = ("00", "01", "02", "03", "04")
+#: Part I and a Part II chapter on every mode (Part III joins as it lands); `make test-cluster` runs them all.
+CLUSTER_NOTEBOOKS = ("00", "01", "02", "03", "04", "06")
 
 
 def _selected() -> list[Path]:

@@ -91,7 +91,8 @@ def test_a_parsed_tree_predicts_by_walking_its_splits() -> None:
     "text, message",
     [
         ("", "no tree"),
-        ("Tree 0 (weight 1.0):\n If (feature 0 <= 1.0)\n  Predict: 0.0\n Else (feature 0 > 1.0)\n  Predict: 1.0", "forest"),
+        ("Tree 0 (weight 1.0):\n If (feature 0 <= 1.0)\n  Predict: 0.0\n"
+         " Else (feature 0 > 1.0)\n  Predict: 1.0", "forest"),
         ("If (feature 0 <= 1.0)\n Predict: 0.0", "Else"),
         ("If (feature 0 <= 1.0)\n Predict: 0.0\nElse (feature 1 > 1.0)\n Predict: 1.0", "does not match"),
         ("Predict: 0.0\nPredict: 1.0", "continues"),
@@ -236,7 +237,8 @@ def test_per_tree_probabilities_average_to_the_forest(spark) -> None:
     forest = RandomForestClassifier(numTrees=7, maxDepth=3, seed=42).fit(frame)
     per_tree = trees.per_tree_probabilities(forest, frame, batch_size=3)
     assert per_tree.shape == (90, 7)
-    expected = np.array([r.p for r in forest.transform(frame).select(vector_to_array("probability")[1].alias("p")).collect()])
+    scored = forest.transform(frame).select(vector_to_array("probability")[1].alias("p"))
+    expected = np.array([row.p for row in scored.collect()])
     assert np.allclose(per_tree.mean(axis=1), expected)
 
 
@@ -244,7 +246,32 @@ def test_plot_tree_wraps_long_conditions() -> None:
     node = trees.TreeNode(prediction=0.0, feature=0, left_categories=(0.0, 1.0, 2.0),
                           left=trees.TreeNode(0.0), right=trees.TreeNode(1.0))
     labels = {0: ["Taxi Affiliation Services", "Sun Taxi", "Chicago Independents"]}
-    box = next(t for t in _texts(trees.plot_tree(node, ["company"], categories=labels, wrap=20)) if t.startswith("company"))
+    texts = _texts(trees.plot_tree(node, ["company"], categories=labels, wrap=20))
+    box = next(t for t in texts if t.startswith("company"))
     condition_lines = box.splitlines()[:-1]  # the last line is the node's prediction
     assert len(condition_lines) >= 3 and all(len(line) <= 26 for line in condition_lines)
-    assert " ".join(condition_lines) == "company in {Taxi Affiliation Services, Sun Taxi, Chicago Independents}"
+    expected = "company in {Taxi Affiliation Services, Sun Taxi, Chicago Independents}"
+    assert " ".join(condition_lines) == expected
+
+
+def test_tree_structure_falls_back_to_the_debug_string_without_a_jvm() -> None:
+    class ConnectLikeModel:  # what a Spark Connect model offers: a debug string, no JVM object
+        toDebugString = DEBUG
+
+        def _call_java(self, name: str):
+            raise AttributeError("no JVM behind this model")
+
+    root = trees.tree_structure(ConnectLikeModel())
+    assert (root.num_nodes(), root.right.left_categories) == (5, (0.0, 2.0))
+
+
+def test_tree_structure_of_a_regression_tree_has_no_class_counts(spark) -> None:
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.regression import DecisionTreeRegressor
+
+    frame = VectorAssembler(inputCols=["x"], outputCol="features").transform(
+        spark.createDataFrame([(float(x), float(x > 4) * 10.0) for x in range(10)], "x double, label double"))
+    model = DecisionTreeRegressor(maxDepth=2, seed=42).fit(frame)
+    root = trees.tree_structure(model)
+    assert root.counts is None and root.threshold == pytest.approx(4.5)
+    assert (root.left.prediction, root.right.prediction) == (0.0, 10.0)
