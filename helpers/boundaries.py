@@ -49,11 +49,15 @@ def support_indices(model: Any) -> np.ndarray | None:
 
 def decision_boundaries(models: Mapping[str, Any], X: np.ndarray, y: np.ndarray, feature_names: Sequence[str],
                         class_names: Sequence[str] = ("0", "1"), ncols: int = 3, resolution: int = 200,
-                        show_support: bool = True, title: str = "Decision boundaries") -> Figure:
+                        show_support: bool = True, show_margins: bool = True, shade_levels: int = 10,
+                        panel_size: tuple[float, float] = (3.6, 3.3), title: str = "Decision boundaries") -> Figure:
     """One panel per fitted model (``{panel title: model}``), each trained on the two columns of ``X``.
 
     ``show_support`` rings the support vectors; it assumes ``X`` is the data the models were fitted on
-    (``support_`` holds row numbers of the training data).
+    (``support_`` holds row numbers of the training data). ``show_margins`` draws the dashed lines at
+    decision function ±1 (for models that have one); turn it off when the panels get busy.
+    ``shade_levels`` is the number of colour bands for the score, ``panel_size`` the size of one panel in
+    inches; both set how large the image is in a committed notebook.
     """
     X, y = np.asarray(X, dtype=float), np.asarray(y)
     if not models:
@@ -63,7 +67,7 @@ def decision_boundaries(models: Mapping[str, Any], X: np.ndarray, y: np.ndarray,
     n = len(models)
     cols = min(ncols, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False, sharex=True, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows), squeeze=False, sharex=True, sharey=True)
     gx, gy = grid_over(X, resolution)
     points = np.c_[gx.ravel(), gy.ravel()]
     for ax, (name, model) in zip(axes.flat, models.items(), strict=False):
@@ -71,19 +75,20 @@ def decision_boundaries(models: Mapping[str, Any], X: np.ndarray, y: np.ndarray,
         values = values.reshape(gx.shape)
         if margins:
             limit = float(np.nanpercentile(np.abs(values), 95)) or 1.0
-            ax.contourf(gx, gy, np.clip(values, -limit, limit), levels=20, cmap="RdBu_r", alpha=0.35)
-            ax.contour(gx, gy, values, levels=[-1.0, level, 1.0], colors="k", linestyles=["--", "-", "--"],
-                       linewidths=[0.8, 1.4, 0.8])
+            ax.contourf(gx, gy, np.clip(values, -limit, limit), levels=shade_levels, cmap="RdBu_r", alpha=0.35)
+            if show_margins:
+                ax.contour(gx, gy, values, levels=[-1.0, 1.0], colors="k", linestyles="--", linewidths=0.8)
+            ax.contour(gx, gy, values, levels=[level], colors="k", linewidths=1.4)
         else:
-            ax.contourf(gx, gy, values, levels=20, cmap="RdBu_r", alpha=0.35, vmin=0.0, vmax=1.0)
+            ax.contourf(gx, gy, values, levels=shade_levels, cmap="RdBu_r", alpha=0.35, vmin=0.0, vmax=1.0)
             ax.contour(gx, gy, values, levels=[level], colors="k", linewidths=1.4)
         for label, colour, marker in ((0, "C0", "o"), (1, "C3", "^")):
             chosen = y == label
-            ax.scatter(X[chosen, 0], X[chosen, 1], s=12, c=colour, marker=marker, edgecolors="none", alpha=0.8,
+            ax.scatter(X[chosen, 0], X[chosen, 1], s=8, c=colour, marker=marker, edgecolors="none",
                        label=class_names[label])
         support = support_indices(model) if show_support else None
         if support is not None:
-            ax.scatter(X[support, 0], X[support, 1], s=40, facecolors="none", edgecolors="k", linewidths=0.6,
+            ax.scatter(X[support, 0], X[support, 1], s=30, facecolors="none", edgecolors="k", linewidths=0.6,
                        label="support vector")
             name = f"{name}\n{len(support)} support vectors"
         ax.set_title(name, fontsize=10)

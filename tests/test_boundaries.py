@@ -82,6 +82,22 @@ def test_one_panel_per_model_with_support_vectors_counted(points) -> None:
     assert visible[0].get_ylabel() == "b" and visible[-1].get_xlabel() == "a"
 
 
+def test_margins_can_be_left_out(points) -> None:
+    from matplotlib.contour import ContourSet
+
+    X, y = points
+    model = {"svm": make_pipeline(StandardScaler(), SVC()).fit(X, y)}
+    with_margins = boundaries.decision_boundaries(model, X, y, ("a", "b"), resolution=30)
+    without = boundaries.decision_boundaries(model, X, y, ("a", "b"), resolution=30, show_margins=False)
+
+    def line_levels(fig):
+        return sorted(level for c in fig.axes[0].collections if isinstance(c, ContourSet) and not c.filled
+                      for level in c.levels)
+
+    assert line_levels(with_margins) == [-1.0, 0.0, 1.0]
+    assert line_levels(without) == [0.0]
+
+
 def test_bad_inputs_are_explained(points) -> None:
     X, y = points
     with pytest.raises(ValueError, match="at least one"):
