@@ -8,7 +8,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib
 import pytest
+
+# Figures are drawn off-screen in tests (and closed after each one).
+matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +24,18 @@ def spark() -> Iterator:
     session = spark_session("tests")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def plot_style() -> Iterator[None]:
+    """The curriculum's plot style for one test, with every figure it opened closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    from helpers.plots import use_style
+
+    use_style()
+    yield
+    plt.close("all")
 
 
 def run_python(code: str, env: dict[str, str] | None = None, remove: tuple[str, ...] = (),

@@ -1,10 +1,5 @@
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -12,14 +7,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from helpers import boundaries, plots
+from helpers import boundaries
 
 
-@pytest.fixture(autouse=True)
-def _style_and_cleanup():
-    plots.use_style()
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("plot_style")
 
 
 @pytest.fixture(scope="module")

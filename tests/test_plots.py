@@ -1,10 +1,6 @@
 from __future__ import annotations
 
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,11 +8,7 @@ import pytest
 from helpers import plots
 
 
-@pytest.fixture(autouse=True)
-def _style_and_cleanup():
-    plots.use_style()
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("plot_style")
 
 
 def test_style_sets_the_curriculum_look() -> None:

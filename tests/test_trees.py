@@ -2,15 +2,10 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from helpers import plots, trees
+from helpers import trees
 
 # A depth-2 tree as Spark prints it: a continuous split, then a categorical one on the right.
 DEBUG = """DecisionTreeClassificationModel: uid=dtc_1, depth=2, numNodes=5, numClasses=2, numFeatures=2
@@ -24,11 +19,7 @@ DEBUG = """DecisionTreeClassificationModel: uid=dtc_1, depth=2, numNodes=5, numC
 """
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    plots.use_style()
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("plot_style")
 
 
 # --- impurity -------------------------------------------------------------------------------
