@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: help env run refresh test test-unit test-notebooks test-cluster cluster-up cluster-down lab mlflow-ui datasets datasets-check lock clean
+.PHONY: help env run refresh bench test test-unit test-notebooks test-cluster cluster-up cluster-down lab mlflow-ui datasets datasets-check lock clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ run: $(STAMP) ## execute every notebook in order (SCALE=full for all rows); ends
 
 refresh: $(STAMP) ## re-execute the notebooks and write them back (what is committed)
 	$(PY) -m helpers.runner --refresh $(if $(ONLY),--only $(ONLY))
+
+bench: $(STAMP) ## measure the performance claims side by side; report in .work/bench/report.md (~20 min)
+	$(PY) -m helpers.bench $(if $(SIZES),--sizes $(SIZES)) $(if $(SKIP_NOTEBOOKS),--skip-notebooks)
 
 test: $(STAMP) ## every test: helpers unit tests and nbval over notebooks/
 	$(PY) -m pytest tests notebooks $(NBVAL)

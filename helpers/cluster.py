@@ -17,11 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +26,7 @@ from pathlib import Path
 
 from helpers.java import ensure_java
 from helpers.paths import work_dir
+from helpers.processes import alive, launch, port_open, stop_group, wait_until
 from helpers.spark import free_port
 
 STARTUP_TIMEOUT_S = 120
@@ -80,37 +77,17 @@ def _environment() -> dict[str, str]:
 
 def _launch(name: str, command: list[str], url: str, ui: str) -> Server:
     log = work_dir("cluster", "logs") / f"{name}.log"
-    with log.open("ab") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=_environment(), cwd=work_dir("cluster"), start_new_session=True)
+    process = launch(f"spark-{name}", command, log, env=_environment(), cwd=work_dir("cluster"))
     return Server(name=name, pid=process.pid, url=url, ui=ui, log=str(log))
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _wait(condition, what: str, server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if not _alive(server.pid):
-            break
-        time.sleep(0.5)
-    stop([server])
-    tail = Path(server.log).read_text(errors="replace")[-2000:] if Path(server.log).exists() else ""
-    raise RuntimeError(f"{server.name} did not become ready ({what}). Last lines of its log:\n{tail}")
+    wait_until(condition, what, server.pid, Path(server.log), timeout_s=STARTUP_TIMEOUT_S)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+def running_servers() -> list[Server]:
+    """The servers `python -m helpers.cluster up` started that are still running."""
+    return [server for server in _read_state() if alive(server.pid)]
 
 
 def _alive_workers(ui_port: int) -> int:
@@ -129,7 +106,7 @@ def start_standalone(workers: int = 1, cores_per_worker: int = 2, memory_per_wor
     master = _launch("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                 "--port", str(port), "--webui-port", str(ui_port)],
                      url=master_url, ui=f"http://127.0.0.1:{ui_port}")
-    _wait(lambda: _port_open(port), f"master listening on {port}", master)
+    _wait(lambda: port_open(port), f"master listening on {port}", master)
     servers = [master]
     for index in range(workers):
         worker_ui = free_port(8081 + index)
@@ -138,7 +115,11 @@ def start_standalone(workers: int = 1, cores_per_worker: int = 2, memory_per_wor
             [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
              "--cores", str(cores_per_worker), "--memory", memory_per_worker, "--webui-port", str(worker_ui)],
             url=master_url, ui=f"http://127.0.0.1:{worker_ui}"))
-    _wait(lambda: _alive_workers(ui_port) >= workers, f"{workers} worker(s) registered", master)
+    try:
+        _wait(lambda: _alive_workers(ui_port) >= workers, f"{workers} worker(s) registered", master)
+    except RuntimeError:
+        stop(servers)  # the master is already stopped; do not leave its workers behind
+        raise
     return servers
 
 
@@ -159,29 +140,14 @@ def start_connect_server(master: str = "local[2]") -> Server:
         "--conf", f"spark.pyspark.python={sys.executable}",
         "spark-internal",
     ], url=f"sc://127.0.0.1:{port}", ui="")
-    _wait(lambda: _port_open(port), f"Spark Connect listening on {port}", server)
+    _wait(lambda: port_open(port), f"Spark Connect listening on {port}", server)
     return server
 
 
 def stop(servers: Sequence[Server], grace_s: float = 10.0) -> None:
-    """SIGTERM each server's process group, then SIGKILL what is left after ``grace_s``."""
+    """Stop each server's whole process group (SIGTERM, then SIGKILL after ``grace_s``)."""
     for server in servers:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-        except OSError:
-            pass
-    deadline = time.monotonic() + grace_s
-    for server in servers:
-        while _alive(server.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        try:
-            os.killpg(server.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:  # reap our own children so no zombie is left behind
-            os.waitpid(server.pid, os.WNOHANG)
-        except OSError:
-            pass
+        stop_group(server.pid, grace_s)
 
 
 @contextmanager
@@ -209,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("action", choices=("up", "down", "status"))
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    running = [s for s in _read_state() if _alive(s.pid)]
+    running = running_servers()
     if args.action == "down":
         stop(running)
         _write_state([])

@@ -46,3 +46,30 @@ def run_python(code: str, env: dict[str, str] | None = None, remove: tuple[str, 
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=environment
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any server the curriculum started (Spark cluster, Connect, MLflow, model server) is
+    still running once every test and notebook has finished, then stop it so the machine is left clean."""
+    import time
+
+    from helpers.cluster import running_servers
+    from helpers.processes import leftovers, stop_group
+
+    deliberate = [server.pid for server in running_servers()]  # `make cluster-up` on a developer's machine
+    deadline = time.monotonic() + 10
+    left = leftovers(exclude=deliberate)
+    while left and time.monotonic() < deadline:  # a server stopped by the last test may still be exiting
+        time.sleep(0.5)
+        left = leftovers(exclude=deliberate)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  pid {p.pid} ({p.name}): {p.command}" for p in left]
+    message = "Servers left running after the tests (each must be stopped by the code that started it):\n"
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_line(message + "\n".join(lines), red=True)
+    for process in left:
+        stop_group(process.pid, grace_s=5)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -8,16 +8,13 @@ Outputs are not compared here (they name the cluster); nbval compares them in lo
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from helpers import cluster, runner
+from helpers import cluster, processes, runner
+from helpers.mlflow_server import mlflow_server
 from helpers.paths import notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,18 +43,13 @@ def _run(notebooks: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert not failures, "; ".join(f"{r.notebook}: {r.error}" for r in failures)
 
 
-def _no_server_left(servers_before: set[int]) -> None:
-    out = subprocess.run(["pgrep", "-f", "deploy.master.Master|deploy.worker.Worker|SparkConnectServer|mlflow.server"],
-                         capture_output=True, text=True).stdout.split()
-    assert set(map(int, out)) <= servers_before, "a server started by the test is still running"
-
-
 @pytest.fixture
 def no_leftovers():
-    before = subprocess.run(["pgrep", "-f", "deploy.master.Master|deploy.worker.Worker|SparkConnectServer|mlflow.server"],
-                            capture_output=True, text=True).stdout.split()
+    """Every server a test starts is stopped by the time the test ends (deliberate `make cluster-up` aside)."""
+    deliberate = [server.pid for server in cluster.running_servers()]
     yield
-    _no_server_left(set(map(int, before)))
+    left = processes.leftovers(exclude=deliberate)
+    assert not left, f"servers left running: {left}"
 
 
 def test_notebooks_run_on_a_standalone_cluster(tmp_path, monkeypatch, no_leftovers) -> None:
@@ -80,28 +72,8 @@ def test_every_connect_exclusion_gives_a_reason() -> None:
         assert reason is None or len(reason) > 20, f"{path.name} must say why it cannot run over Spark Connect"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_tracking_notebook_logs_to_an_mlflow_server(tmp_path, monkeypatch, no_leftovers) -> None:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", (tmp_path / "server-artifacts").as_uri(), "--serve-artifacts", "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
-        uri = f"http://127.0.0.1:{port}"
+    with mlflow_server(tmp_path / "server") as uri:
         _run([p for p in runner.discover(notebooks_dir()) if p.name.startswith("04")], tmp_path / "out", monkeypatch,
              MLFLOW_TRACKING_URI=uri)
         import mlflow
@@ -113,7 +85,4 @@ def test_tracking_notebook_logs_to_an_mlflow_server(tmp_path, monkeypatch, no_le
         assert len(runs) >= 8
         logged = [r for r in runs if r.info.run_name == "elastic-net, by hand"][0]
         assert logged.data.metrics["r2"] > 0.8
-        assert any((tmp_path / "server-artifacts").rglob("MLmodel")), "the model went to the server's artifact store"
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        assert any((tmp_path / "server" / "artifacts").rglob("MLmodel")), "the model went to the server's artifact store"

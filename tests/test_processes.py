@@ -1,0 +1,70 @@
+"""Servers are tagged, stopped with their whole process group, and found if left behind."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import processes
+
+# A server that spawns a child of its own, as `mlflow models serve` spawns uvicorn.
+PARENT_WITH_CHILD = (
+    "import subprocess, sys, time\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+    "time.sleep(60)\n"
+)
+
+
+def _tagged_within(pid: int) -> list[processes.Tagged]:
+    import psutil
+
+    family = {pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))}
+    return [p for p in processes.leftovers() if p.pid in family]
+
+
+def test_launch_tags_the_server_and_its_children_and_stop_group_ends_them_all(tmp_path: Path) -> None:
+    server = processes.launch("test-server", [sys.executable, "-c", PARENT_WITH_CHILD], tmp_path / "server.log")
+    try:
+        deadline = time.monotonic() + 20
+        while len(_tagged_within(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tagged = _tagged_within(server.pid)
+        assert len(tagged) == 2, tagged
+        assert {p.name for p in tagged} == {"test-server"}
+        pids = [p.pid for p in tagged]
+    finally:
+        processes.stop_group(server.pid, grace_s=5)
+    assert not any(processes.alive(pid) for pid in pids)
+    assert all(p.pid not in pids for p in processes.leftovers())
+
+
+def test_leftovers_honours_exclusions(tmp_path: Path) -> None:
+    server = processes.launch("deliberate", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "s.log")
+    try:
+        assert any(p.pid == server.pid for p in processes.leftovers())
+        assert all(p.pid != server.pid for p in processes.leftovers(exclude=[server.pid]))
+    finally:
+        processes.stop_group(server.pid, grace_s=5)
+
+
+def test_wait_until_stops_a_server_that_never_gets_ready_and_shows_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "never.log"
+    server = processes.launch("never-ready", [sys.executable, "-c", "print('listening soon', flush=True);"
+                                              "import time; time.sleep(60)"], log)
+    with pytest.raises(RuntimeError, match="listening soon"):
+        processes.wait_until(lambda: False, "port 1 open", server.pid, log, timeout_s=2)
+    assert not processes.alive(server.pid)
+
+
+def test_port_open_sees_a_listener() -> None:
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert processes.port_open(port)
+    assert not processes.port_open(port)
