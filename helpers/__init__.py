@@ -12,8 +12,8 @@ import warnings
 from typing import TYPE_CHECKING
 
 from helpers.datasets import load, load_pandas
-from helpers.tables import display
 from helpers.paths import display_path, project_root, work_dir
+from helpers.tables import display
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -16,11 +16,12 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,15 @@ DEFAULT_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 FORMAT_ROWS = 5_000_000
 
 
+def result_file(out_dir: Path, name: str, *args: str) -> Path:
+    """Where one measurement writes its JSON: a flat file name made of the workload and its arguments (a path
+    argument contributes its last part only, so the name never points into another folder)."""
+    parts = [name, *(Path(a).name if "/" in a else a.lstrip("-") for a in args)]
+    return out_dir / (re.sub(r"[^A-Za-z0-9_.]+", "-", "-".join(parts)).strip("-") + ".json")
+
+
 def _measure(name: str, out_dir: Path, *args: str) -> dict[str, Any]:
-    out = out_dir / f"{name}{'-'.join([''] + [a.lstrip('-') for a in args])}.json"
+    out = result_file(out_dir, name, *args)
     print(f"  measuring {name} {' '.join(args)}", flush=True)
     subprocess.run([sys.executable, "-m", "helpers.bench_workloads", name, "--out", str(out), *args], check=True)
     return json.loads(out.read_text())
@@ -44,7 +52,7 @@ def power_law(sizes: Sequence[float], seconds: Sequence[float]) -> tuple[float, 
     xs = [math.log(s) for s in sizes]
     ys = [math.log(t) for t in seconds]
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-    b = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+    b = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum((x - mean_x) ** 2 for x in xs)
     return math.exp(mean_y - b * mean_x), b
 
 
@@ -92,7 +100,7 @@ def _serving(out_dir: Path) -> dict[str, Any] | None:
 def collect(out_dir: Path, sizes: Sequence[int], notebooks: bool, format_rows: int = FORMAT_ROWS) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {
-        "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
     }
     print("Tuned vs default Spark session", flush=True)
@@ -128,8 +136,8 @@ def _figures(results: dict[str, Any], out_dir: Path) -> list[tuple[str, str]]:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     left.loglog(sizes, [r["mllib_fit_s"] for r in scaling], "o-", label="MLlib LogisticRegression")
     left.loglog(sizes, [r["sklearn_fit_s"] for r in scaling], "s-", label="scikit-learn LogisticRegression")
-    left.loglog(sizes, [r["sklearn_fit_s"] + r["to_pandas_s"] for r in scaling], "s--",
-                label="scikit-learn incl. toPandas")
+    left.loglog(sizes, [r["sklearn_fit_s"] + r["handoff_s"] for r in scaling], "s--",
+                label="scikit-learn incl. the Parquet hand-off")
     left.set(xlabel="training rows", ylabel="fit seconds", title="Training time vs rows")
     left.legend()
     right.semilogx(sizes, [r["peak_total_bytes"] / 2**30 for r in scaling], "o-", label="peak driver memory (GiB)")
@@ -189,11 +197,13 @@ def report(results: dict[str, Any], out_dir: Path) -> Path:
         "replacement from the real training flights (a seeded hash of the row number), so every size has the "
         "same distribution. Both libraries run the same number of L-BFGS iterations on the same standardised "
         "columns; ROC AUC is on the same held-out real flights.", "",
-        "| rows | MLlib fit | scikit-learn fit | toPandas | MLlib / sklearn | AUC MLlib | AUC sklearn | peak memory |",
+        "| rows | MLlib fit | scikit-learn fit | hand-off (Parquet → NumPy) | MLlib / sklearn | AUC MLlib "
+        "| AUC sklearn | peak memory |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in scaling:
-        lines.append(f"| {r['rows']:,} | {r['mllib_fit_s']:.2f} s | {r['sklearn_fit_s']:.2f} s | {r['to_pandas_s']:.2f} s "
+        lines.append(f"| {r['rows']:,} | {r['mllib_fit_s']:.2f} s | {r['sklearn_fit_s']:.2f} s "
+                     f"| {r['handoff_s']:.2f} s "
                      f"| {r['mllib_fit_s'] / r['sklearn_fit_s']:.2f} | {r['mllib_auc']:.4f} | {r['sklearn_auc']:.4f} "
                      f"| {_gib(r['peak_total_bytes'])} |")
     lines.append("")
@@ -203,7 +213,8 @@ def report(results: dict[str, Any], out_dir: Path) -> Path:
         lines += [
             f"Cost growth (time ~ rows^b, least squares over all sizes): MLlib b = {fit_mllib[1]:.2f}, "
             f"scikit-learn b = {fit_sklearn[1]:.2f}; over the two largest sizes: MLlib "
-            f"{power_law(sizes[tail], mllib[tail])[1]:.2f}, scikit-learn {power_law(sizes[tail], sklearn[tail])[1]:.2f}.",
+            f"{power_law(sizes[tail], mllib[tail])[1]:.2f}, "
+            f"scikit-learn {power_law(sizes[tail], sklearn[tail])[1]:.2f}.",
         ]
         measured = crossover(sizes, mllib, sklearn)
         if measured is not None:
@@ -216,10 +227,12 @@ def report(results: dict[str, Any], out_dir: Path) -> Path:
                          "scikit-learn wins while the data fit in memory; MLlib's case is data that do not fit, "
                          "and more cores than one machine has.")
         largest = scaling[-1]
-        lines += ["", f"Largest run: {largest['rows']:,} rows, MLlib fit {largest['mllib_fit_s']:.1f} s, scikit-learn fit "
-                  f"{largest['sklearn_fit_s']:.1f} s (+{largest['to_pandas_s']:.1f} s to collect the rows), "
+        lines += ["", f"Largest run: {largest['rows']:,} rows, MLlib fit {largest['mllib_fit_s']:.1f} s, "
+                  f"scikit-learn fit {largest['sklearn_fit_s']:.1f} s "
+                  f"(+{largest['handoff_s']:.1f} s to hand the rows over as Parquet), "
                   f"peak driver memory {_gib(largest['peak_total_bytes'])} (of which Python "
-                  f"{_gib(largest['peak_python_bytes'])}; during the MLlib fit {_gib(largest['peak_mllib_bytes'])}).", ""]
+                  f"{_gib(largest['peak_python_bytes'])}; "
+                  f"during the MLlib fit {_gib(largest['peak_mllib_bytes'])}).", ""]
     if results.get("serving"):
         s = results["serving"]
         lines += ["## REST serving (notebook 21's server)", "",

@@ -67,7 +67,8 @@ def decision_boundaries(models: Mapping[str, Any], X: np.ndarray, y: np.ndarray,
     n = len(models)
     cols = min(ncols, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows), squeeze=False, sharex=True, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows), squeeze=False,
+                             sharex=True, sharey=True)
     gx, gy = grid_over(X, resolution)
     points = np.c_[gx.ravel(), gy.ravel()]
     for ax, (name, model) in zip(axes.flat, models.items(), strict=False):

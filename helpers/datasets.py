@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 SCALES = ("default", "full")
 DATA_URI_ENV = "CURRICULUM_DATA"
 _HASH_BUCKETS = 1_000_000
-_FIX = "Restore the committed file with `git checkout -- datasets/{file}`, or rebuild every dataset with `make datasets`."
+_FIX = ("Restore the committed file with `git checkout -- datasets/{file}`, "
+        "or rebuild every dataset with `make datasets`.")
 
 
 class DatasetError(Exception):
@@ -140,10 +141,14 @@ def raw_path(file: str) -> Path:
     """A landing-zone file in ``datasets/raw`` (CSV/JSON for the ingestion chapter), checksum-verified."""
     entries = manifest().get("raw", {})
     if file not in entries:
-        raise UnknownDatasetError(f"There is no raw file called {file!r}. Known raw files: {', '.join(sorted(entries))}.")
+        raise UnknownDatasetError(
+            f"There is no raw file called {file!r}. Known raw files: {', '.join(sorted(entries))}."
+        )
     path = datasets_dir() / entries[file]["file"]
     if not path.exists():
-        raise DatasetMissingError(f"datasets/{entries[file]['file']} is missing. {_FIX.format(file=entries[file]['file'])}")
+        raise DatasetMissingError(
+            f"datasets/{entries[file]['file']} is missing. {_FIX.format(file=entries[file]['file'])}"
+        )
     if _sha256(path) != entries[file]["sha256"]:
         raise DatasetChecksumError(
             f"datasets/{entries[file]['file']} does not match its checksum. {_FIX.format(file=entries[file]['file'])}"
@@ -178,7 +183,9 @@ def _verified(path: str, size: int, mtime_ns: int, name: str) -> bool:
         missing = [c for c in entry.columns if c[0] not in dict(actual)]
         extra = [c for c in actual if c[0] not in dict(entry.columns)]
         changed = [
-            f"{n}: expected {t}, found {dict(actual)[n]}" for n, t in entry.columns if n in dict(actual) and dict(actual)[n] != t
+            f"{n}: expected {t}, found {dict(actual)[n]}"
+            for n, t in entry.columns
+            if n in dict(actual) and dict(actual)[n] != t
         ]
         parts = []
         if missing:

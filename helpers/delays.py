@@ -173,7 +173,7 @@ def build_pipeline(candidate: Candidate) -> Pipeline:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline, make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     params = dict(candidate.params)
     if candidate.kind == "logistic":
@@ -190,12 +190,9 @@ def build_pipeline(candidate: Candidate) -> Pipeline:
     if candidate.kind == "lightgbm":
         import lightgbm as lgb
 
-        prepare = ColumnTransformer(
-            [("numeric", "passthrough", NUMERIC),
-             ("categories", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                           encoded_missing_value=np.nan), CATEGORICAL)],
-            verbose_feature_names_out=False,
-        ).set_output(transform="pandas")
+        from helpers.tuning import category_codes
+
+        prepare = category_codes(NUMERIC, CATEGORICAL)
         settings = {"random_state": 42, "deterministic": True, "force_row_wise": True, "n_jobs": 1,
                     "verbose": -1, **params}
         return Pipeline([("prepare", prepare), ("model", lgb.LGBMClassifier(**settings))])

@@ -98,7 +98,8 @@ def confusion(predictions: DataFrame, label_col: str = "label", prediction_col: 
     from pyspark.sql import functions as F
 
     matrix = np.zeros((classes, classes), dtype=int)
-    for row in predictions.groupBy(F.col(label_col).cast("int").alias("a"), F.col(prediction_col).cast("int").alias("p")).count().collect():
+    pairs = predictions.groupBy(F.col(label_col).cast("int").alias("a"), F.col(prediction_col).cast("int").alias("p"))
+    for row in pairs.count().collect():
         matrix[row.a, row.p] = row["count"]
     return matrix
 

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TAG = "CURRICULUM_SERVER"
+#: Set by a test run (``tests/conftest.py``) and inherited by everything it starts, kernels included, so that
+#: run judges only the servers it started itself, not another session's on a shared machine.
+OWNER = "CURRICULUM_OWNER"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ def launch(name: str, command: Sequence[str], log: Path, env: Mapping[str, str] 
     """Start ``command`` in a new process group with its output appended to ``log``, tagged ``name``."""
     environment = dict(os.environ if env is None else env)
     environment[TAG] = name
+    if os.environ.get(OWNER):
+        environment.setdefault(OWNER, os.environ[OWNER])
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
         return subprocess.Popen(list(command), stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -103,8 +108,9 @@ def wait_until(ready: Callable[[], bool], what: str, process_pid: int, log: Path
     raise RuntimeError(f"The server did not become ready ({what}). Last lines of its log {log.name}:\n{tail}")
 
 
-def leftovers(exclude: Sequence[int] = ()) -> list[Tagged]:
-    """Every running process that carries the tag, except those in ``exclude`` and their descendants."""
+def leftovers(exclude: Sequence[int] = (), owner: str | None = None) -> list[Tagged]:
+    """Every running process that carries the tag, except those in ``exclude`` and their descendants; with
+    ``owner``, only those started under that ``CURRICULUM_OWNER`` value."""
     import psutil
 
     excluded = set(exclude)
@@ -118,12 +124,18 @@ def leftovers(exclude: Sequence[int] = ()) -> list[Tagged]:
         if process.pid in excluded or process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
-            name = process.environ().get(TAG)
+            environment = process.environ()
         except psutil.Error:
             continue
-        if name:
+        name = environment.get(TAG)
+        if name and (owner is None or environment.get(OWNER) == owner):
             found.append(Tagged(process.pid, name, " ".join(process.info["cmdline"] or [])[:200]))
     return found
+
+
+def own_leftovers(exclude: Sequence[int] = ()) -> list[Tagged]:
+    """``leftovers`` started under this process's ``CURRICULUM_OWNER`` (all of them when it is not set)."""
+    return leftovers(exclude, owner=os.environ.get(OWNER) or None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for process in left:
         print(f"left running: pid {process.pid} ({process.name}): {process.command}")
     if deliberate:
-        print(f"{len(deliberate)} server(s) from `make cluster-up` are running on purpose (`make cluster-down` stops them)")
+        print(f"{len(deliberate)} server(s) from `make cluster-up` are running on purpose "
+              "(`make cluster-down` stops them)")
     if not left:
         print("no curriculum server left running")
     return 1 if left else 0

@@ -35,8 +35,11 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-#: Direction of every metric ``classification_metrics`` returns: True when higher is better.
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
+#: Direction of every metric ``classification_metrics`` and ``regression_metrics`` return: True when higher
+#: is better.
+HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False,
+                    "rmse": False, "mae": False, "r2": True}
+REGRESSION_METRICS = ("rmse", "mae", "r2")
 CODE_VERSION_TAG = "code.git_commit"
 CODE_DIRTY_TAG = "code.git_dirty"
 DATASET_TAG = "dataset.{name}.sha256"
@@ -75,17 +78,36 @@ def classification_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, 
     }
 
 
+def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and R² of ``predictions`` for numeric ``labels`` (see ``HIGHER_IS_BETTER``)."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    labels = np.asarray(labels, dtype="float64")
+    predictions = np.asarray(predictions, dtype="float64").reshape(len(labels), -1)[:, 0]
+    return {
+        "rmse": float(np.sqrt(mean_squared_error(labels, predictions))),
+        "mae": float(mean_absolute_error(labels, predictions)),
+        "r2": float(r2_score(labels, predictions)),
+    }
+
+
 def evaluate(model_uri: str, frame: pd.DataFrame, label: str = "label",
-             features: Sequence[str] | None = None) -> dict[str, float]:
+             features: Sequence[str] | None = None, task: str = "classification") -> dict[str, float]:
     """Load ``model_uri`` as a generic pyfunc model — what batch jobs and servers load — score ``frame``
-    and return ``classification_metrics``. ``features`` defaults to the input columns of the model's
-    signature."""
+    and return ``classification_metrics`` (``task="classification"``, the model returns probabilities) or
+    ``regression_metrics`` (``task="regression"``). ``features`` defaults to the input columns of the
+    model's signature."""
     import mlflow
 
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', not {task!r}")
     model = mlflow.pyfunc.load_model(model_uri)
     columns = list(features) if features is not None else model.metadata.get_input_schema().input_names()
-    scores = positive_scores(model.predict(frame[columns]))
-    return classification_metrics(frame[label].to_numpy(), scores)
+    output = model.predict(frame[columns])
+    if task == "regression":
+        values = output.to_numpy() if hasattr(output, "to_numpy") else output
+        return regression_metrics(frame[label].to_numpy(), values)
+    return classification_metrics(frame[label].to_numpy(), positive_scores(output))
 
 
 # ------------------------------------------------------------------------------------------ the gate
@@ -111,8 +133,16 @@ class GatePolicy:
         for name in (self.metric, self.guard):
             if name is not None and name not in HIGHER_IS_BETTER:
                 raise ValueError(f"unknown metric {name!r}; known: {', '.join(HIGHER_IS_BETTER)}")
+        if self.guard is not None and (self.guard in REGRESSION_METRICS) != (self.metric in REGRESSION_METRICS):
+            raise ValueError(f"metric {self.metric!r} and guard {self.guard!r} must both be classification "
+                             "metrics or both regression metrics")
         if self.tolerance < 0 or self.guard_tolerance < 0:
             raise ValueError("tolerances must be zero or positive")
+
+    @property
+    def task(self) -> str:
+        """``"regression"`` when the policy judges by a regression metric, else ``"classification"``."""
+        return "regression" if self.metric in REGRESSION_METRICS else "classification"
 
 
 @dataclass(frozen=True)
@@ -246,9 +276,9 @@ def gate(name: str, version: str | int, validation: pd.DataFrame, label: str = "
     if incumbent is not None and str(incumbent.version) == version:
         raise ValueError(f"version {version} of {name!r} is already the champion")
     client.set_registered_model_alias(name, CHALLENGER, version)
-    challenger_metrics = evaluate(f"models:/{name}@{CHALLENGER}", validation, label, features)
+    challenger_metrics = evaluate(f"models:/{name}@{CHALLENGER}", validation, label, features, policy.task)
     champion_metrics = (None if incumbent is None
-                        else evaluate(f"models:/{name}@{CHAMPION}", validation, label, features))
+                        else evaluate(f"models:/{name}@{CHAMPION}", validation, label, features, policy.task))
     champion_version = None if incumbent is None else str(incumbent.version)
     decision = decide(challenger_metrics, champion_metrics, policy, version, champion_version)
 
@@ -278,7 +308,8 @@ def gate(name: str, version: str | int, validation: pd.DataFrame, label: str = "
 
 
 def _describe(policy: GatePolicy) -> str:
-    text = f"{policy.metric} >= champion - {policy.tolerance}, floor {policy.floor}"
+    sign = ">= champion -" if HIGHER_IS_BETTER[policy.metric] else "<= champion +"
+    text = f"{policy.metric} {sign} {policy.tolerance}, floor {policy.floor}"
     if policy.guard is not None:
         text += f"; {policy.guard} within {policy.guard_tolerance} of champion"
     return text

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 _BUCKETS = 10_000
 
 
-def hash_split(frame: DataFrame, test_fraction: float, keys: Sequence[str], seed: int = 42) -> tuple[DataFrame, DataFrame]:
+def hash_split(
+    frame: DataFrame, test_fraction: float, keys: Sequence[str], seed: int = 42
+) -> tuple[DataFrame, DataFrame]:
     """(train, test): a row goes to test when the hash of its ``keys`` (and ``seed``) falls in the
     lowest ``test_fraction`` of buckets. Rows with equal keys always land on the same side."""
     from pyspark.sql import functions as F
@@ -26,7 +28,9 @@ def hash_split(frame: DataFrame, test_fraction: float, keys: Sequence[str], seed
         raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), not {test_fraction!r}.")
     missing = [k for k in keys if k not in frame.columns]
     if not keys or missing:
-        raise ValueError(f"hash_split needs key columns that exist in the DataFrame; missing: {missing or 'none given'}.")
+        raise ValueError(
+            f"hash_split needs key columns that exist in the DataFrame; missing: {missing or 'none given'}."
+        )
     bucket = F.pmod(F.xxhash64(F.lit(seed), *[F.col(k) for k in keys]), F.lit(_BUCKETS))
     is_test = bucket < F.lit(int(test_fraction * _BUCKETS))
     return frame.where(~is_test), frame.where(is_test)

@@ -389,6 +389,22 @@ def model_frame(frame: pd.DataFrame, categories: Mapping[str, Sequence[str]],
     return out
 
 
+def category_codes(numeric: Sequence[str], categorical: Sequence[str]) -> Any:
+    """A scikit-learn step for LightGBM inside a logged pipeline: ``numeric`` columns passed through, each
+    ``categorical`` column as integer codes (an unseen or missing category becomes NaN), output as a pandas frame
+    with the original column names — so LightGBM can split the codes as categories
+    (``categorical_feature=...``), and the logged model needs no code from this repository."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OrdinalEncoder
+
+    return ColumnTransformer(
+        [("numeric", "passthrough", list(numeric)),
+         ("categories", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                       encoded_missing_value=np.nan), list(categorical))],
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+
+
 def lightgbm_regressor(params: Mapping[str, Any], n_estimators: int) -> Any:
     """An ``LGBMRegressor`` with the tuned ``params`` and the shared ``LIGHTGBM_FIXED`` settings."""
     import lightgbm as lgb

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,29 @@ def plot_style() -> Iterator[None]:
     plt.close("all")
 
 
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh SQLite tracking store in ``tmp_path`` with an active experiment; MLflow's state restored after."""
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+
+    from helpers.tracking import use_experiment
+
+    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    work = tmp_path / "work"
+    monkeypatch.setenv("CURRICULUM_WORK_DIR", str(work))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow' / 'mlflow.db'}")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    use_experiment("lab-tests")
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    fluent._active_experiment_id = None
+    mlflow.set_tracking_uri(previous[0])
+    mlflow.set_registry_uri(previous[1])
+
+
 def run_python(code: str, env: dict[str, str] | None = None, remove: tuple[str, ...] = (),
                timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter of this environment (for what must start from a clean process),
@@ -48,20 +72,33 @@ def run_python(code: str, env: dict[str, str] | None = None, remove: tuple[str, 
     )
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if any server the curriculum started (Spark cluster, Connect, MLflow, model server) is
-    still running once every test and notebook has finished, then stop it so the machine is left clean."""
-    import time
+_RUN_ID = f"pytest-{os.getpid()}-{time.time_ns()}"
 
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mark this run: every server it starts (directly, or from a notebook's kernel) inherits the mark, so the
+    check below judges only this run's servers, not another session's on a shared machine."""
+    from helpers.processes import OWNER
+
+    os.environ[OWNER] = _RUN_ID
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any server this run started (Spark cluster, Connect, MLflow, model server) is still
+    running once every test and notebook has finished, then stop it so the machine is left clean."""
     from helpers.cluster import running_servers
     from helpers.processes import leftovers, stop_group
 
     deliberate = [server.pid for server in running_servers()]  # `make cluster-up` on a developer's machine
+
+    def left_behind() -> list:
+        return leftovers(exclude=deliberate, owner=_RUN_ID)
+
     deadline = time.monotonic() + 10
-    left = leftovers(exclude=deliberate)
+    left = left_behind()
     while left and time.monotonic() < deadline:  # a server stopped by the last test may still be exiting
         time.sleep(0.5)
-        left = leftovers(exclude=deliberate)
+        left = left_behind()
     if not left:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

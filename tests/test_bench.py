@@ -53,3 +53,12 @@ def test_a_tiny_scaling_measurement_gives_the_same_model_in_both_libraries(tmp_p
     assert result["mllib_auc"] > 0.6, "the delay features carry signal on real flights"
     assert math.isclose(result["mllib_auc"], result["sklearn_auc"], abs_tol=0.01), result
     assert result["peak_total_bytes"] > result["peak_python_bytes"] > 0
+
+
+def test_result_files_stay_in_the_output_folder(tmp_path) -> None:
+    from helpers.bench import result_file
+
+    path = result_file(tmp_path, "formats", "--rows", "5000000", "--folder", str(tmp_path / "data"))
+    assert path.parent == tmp_path
+    assert path.name == "formats-rows-5000000-folder-data.json"
+    assert result_file(tmp_path, "arrow").name == "arrow.json"

@@ -9,7 +9,6 @@ from sklearn.svm import SVC
 
 from helpers import boundaries
 
-
 pytestmark = pytest.mark.usefixtures("plot_style")
 
 

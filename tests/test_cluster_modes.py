@@ -18,8 +18,9 @@ from helpers.mlflow_server import mlflow_server
 from helpers.paths import notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Part I and a Part II chapter on every mode (Part III joins as it lands); `make test-cluster` runs them all.
-CLUSTER_NOTEBOOKS = ("00", "01", "02", "03", "04", "06")
+#: Every Part on every mode: Part I, a Part II chapter (06) and a Part III chapter (22, monitoring: Spark
+#: aggregations, a registered model scored on the driver, MLflow runs); `make test-cluster` runs them all.
+CLUSTER_NOTEBOOKS = ("00", "01", "02", "03", "04", "06", "22")
 
 
 def _selected() -> list[Path]:
@@ -48,7 +49,7 @@ def no_leftovers():
     """Every server a test starts is stopped by the time the test ends (deliberate `make cluster-up` aside)."""
     deliberate = [server.pid for server in cluster.running_servers()]
     yield
-    left = processes.leftovers(exclude=deliberate)
+    left = processes.own_leftovers(exclude=deliberate)
     assert not left, f"servers left running: {left}"
 
 
@@ -85,4 +86,6 @@ def test_tracking_notebook_logs_to_an_mlflow_server(tmp_path, monkeypatch, no_le
         assert len(runs) >= 8
         logged = [r for r in runs if r.info.run_name == "elastic-net, by hand"][0]
         assert logged.data.metrics["r2"] > 0.8
-        assert any((tmp_path / "server" / "artifacts").rglob("MLmodel")), "the model went to the server's artifact store"
+        assert any((tmp_path / "server" / "artifacts").rglob("MLmodel")), (
+            "the model went to the server's artifact store"
+        )

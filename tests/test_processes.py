@@ -50,6 +50,25 @@ def test_leftovers_honours_exclusions(tmp_path: Path) -> None:
         processes.stop_group(server.pid, grace_s=5)
 
 
+def test_leftovers_by_owner_sees_only_that_runs_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    monkeypatch.setenv(processes.OWNER, "another-session")
+    theirs = processes.launch("theirs", sleeper, tmp_path / "theirs.log")
+    monkeypatch.setenv(processes.OWNER, "this-run")
+    ours = processes.launch("ours", sleeper, tmp_path / "ours.log")
+    try:
+        deadline = time.monotonic() + 10
+        while len({p.pid for p in processes.leftovers()} & {theirs.pid, ours.pid}) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        mine = {p.pid for p in processes.own_leftovers()}
+        assert ours.pid in mine and theirs.pid not in mine
+        assert {p.pid for p in processes.leftovers(owner="another-session")} == {theirs.pid}
+        assert {theirs.pid, ours.pid} <= {p.pid for p in processes.leftovers()}
+    finally:
+        processes.stop_group(theirs.pid, grace_s=5)
+        processes.stop_group(ours.pid, grace_s=5)
+
+
 def test_wait_until_stops_a_server_that_never_gets_ready_and_shows_its_log(tmp_path: Path) -> None:
     log = tmp_path / "never.log"
     server = processes.launch("never-ready", [sys.executable, "-c", "print('listening soon', flush=True);"

@@ -135,7 +135,7 @@ def test_positive_scores_and_metrics() -> None:
     assert registry.positive_scores([0.5, 0.6]).tolist() == [0.5, 0.6]
     metrics = registry.classification_metrics(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8]))
     assert metrics["roc_auc"] == 1.0 and metrics["pr_auc"] == 1.0
-    assert set(metrics) == set(registry.HIGHER_IS_BETTER)
+    assert set(metrics) | set(registry.REGRESSION_METRICS) == set(registry.HIGHER_IS_BETTER)
 
 
 def test_git_commit_outside_a_checkout_is_none(tmp_path: Path) -> None:
@@ -218,3 +218,36 @@ def test_gate_logs_an_evaluation_run(registry_store: str) -> None:
     assert len(runs) == 1 and runs["tags.gate.decision"].iloc[0] == "promoted"
     assert runs["metrics.challenger_roc_auc"].iloc[0] == pytest.approx(decision.challenger["roc_auc"])
     assert runs["params.validation_rows"].iloc[0] == "600"
+
+
+# ------------------------------------------------------------------------------------ regression policies
+
+
+def test_regression_metrics_on_known_values() -> None:
+    metrics = registry.regression_metrics(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0, 6.0]))
+    assert metrics["rmse"] == pytest.approx(1.0)  # sqrt(4 / 4)
+    assert metrics["mae"] == pytest.approx(0.5)
+    assert metrics["r2"] == pytest.approx(1 - 4 / 5)
+
+
+def test_a_regression_policy_promotes_a_lower_rmse_and_refuses_a_higher_one() -> None:
+    policy = GatePolicy(metric="rmse", guard="mae", guard_tolerance=0.5, floor=30.0)
+    assert policy.task == "regression"
+    champion = {"rmse": 20.0, "mae": 14.0, "r2": 0.7}
+    better = decide({"rmse": 18.0, "mae": 13.0, "r2": 0.75}, champion, policy, version="2", champion_version="1")
+    worse = decide({"rmse": 21.0, "mae": 13.0, "r2": 0.68}, champion, policy, version="3", champion_version="1")
+    assert better.promoted and not worse.promoted
+    assert "rmse 21.0000 is worse than champion v1's 20.0000 by 1.0000" in worse.reason
+
+
+def test_a_regression_floor_is_a_ceiling() -> None:
+    policy = GatePolicy(metric="rmse", guard=None, floor=30.0)
+    assert not decide({"rmse": 31.0, "mae": 20.0, "r2": 0.2}, None, policy).promoted
+    assert decide({"rmse": 29.0, "mae": 20.0, "r2": 0.2}, None, policy).promoted
+
+
+def test_a_policy_cannot_mix_regression_and_classification_metrics() -> None:
+    with pytest.raises(ValueError, match="both regression"):
+        GatePolicy(metric="rmse", guard="log_loss")
+    with pytest.raises(ValueError, match="task must be"):
+        registry.evaluate("models:/x@y", pd.DataFrame(), task="ranking")

@@ -1,0 +1,197 @@
+"""Checks for Lab 08 · Trees (chapters 06 decision trees, 07 random forests, 08 gradient-boosted trees).
+
+A readable decision tree for the penguins' species (chapter 06), then the Lending Club loans of chapters 07–08: a
+random forest, its most important feature, and LightGBM with early stopping. Every check re-scores the learner's
+fitted model on the rows the lab holds out.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from helpers.labs import check, require
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.ml import Transformer
+    from pyspark.sql import DataFrame, SparkSession
+
+#: Chapter 06's depth-3 tree classifies 83 of the 84 test penguins correctly (0.988).
+TREE_ACCURACY_LIMIT = 0.95
+TREE_MAX_DEPTH = 3
+#: Chapter 07: 40 trees of depth 4 reach a test ROC AUC of 0.751; one tree 0.673, five trees 0.698; the same
+#: forest fitted without the validation loans 0.724, trees of depth 10 0.704.
+FOREST_AUC_LIMIT = 0.72
+#: Chapter 08: LightGBM with early stopping reaches 0.753 (logistic regression in that chapter: 0.734); 1,000
+#: rounds without early stopping over-fit (0.67–0.68).
+BOOSTING_AUC_LIMIT = 0.73
+
+
+def _spark() -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
+    return session
+
+
+def penguin_split(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
+    """(train, test) penguins as in chapter 06: the 342 measured birds, 25% held out by a hash of each row."""
+    from helpers.datasets import load
+    from helpers.splits import hash_split
+
+    penguins = load("penguins", spark).dropna(subset=["bill_length_mm"])
+    return hash_split(penguins, test_fraction=0.25, keys=penguins.columns)
+
+
+def loan_sets(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
+    """(train_all, train, validation, test) loans with ``label`` (1.0 = bad), the sets of chapters 05, 07 and 08:
+    ``train_all`` is everything but the test loans (chapter 07's training set), ``train`` and ``validation`` split it
+    (chapter 08's early stopping)."""
+    from helpers import loans
+
+    frame = loans.load(spark)
+    return (loans.split(frame, validation=False)[0], *loans.split(frame))
+
+
+def to_lightgbm(loans_frame: pd.DataFrame) -> pd.DataFrame:
+    """LightGBM's input for a pandas frame of loans: the numeric columns as floats, the text columns as pandas
+    categories with a fixed list of values (every value in the dataset), so train and test codes agree."""
+    import pandas as pd
+
+    from helpers import loans
+
+    values = _category_values()
+    out = loans_frame[list(loans.NUMERIC) + list(loans.CATEGORICAL)].astype({c: "float64" for c in loans.NUMERIC})
+    for column in loans.CATEGORICAL:
+        out[column] = pd.Categorical(out[column], categories=values[column])
+    return out
+
+
+@functools.cache
+def _category_values() -> dict[str, list[str]]:
+    from helpers import loans
+    from helpers.datasets import load_pandas
+
+    frame = load_pandas(loans.DATASET, scale="full")
+    return {c: sorted(frame[c].dropna().unique()) for c in loans.CATEGORICAL}
+
+
+def _auc(model: Transformer, frame: DataFrame) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    from helpers.evaluation import positive_probability
+    from helpers.loans import FEATURES
+
+    pairs = (positive_probability(model.transform(frame)).select(*FEATURES, "p1", "label").toPandas()
+             .sort_values(list(FEATURES), kind="stable"))
+    return float(roc_auc_score(pairs["label"], pairs["p1"]))
+
+
+def _stage(model: Any, name: str) -> Any:
+    return next((s for s in getattr(model, "stages", [model]) if type(s).__name__ == name), None)
+
+
+def _fitted(model: Any) -> bool:
+    from pyspark.ml import Model
+
+    return isinstance(model, Model)
+
+
+@check("Decision tree: a readable tree for the penguins' species")
+def test_tree(model: Transformer) -> str:
+    """``model``: a fitted pipeline that indexes ``species`` into ``label`` and ends with a
+    ``DecisionTreeClassifier`` of depth at most 3."""
+    from pyspark.sql import functions as F
+
+    require(_fitted(model), f"model should be a FITTED pipeline (what `.fit(train)` returns), not "
+                            f"{type(model).__name__}")
+    tree = _stage(model, "DecisionTreeClassificationModel")
+    require(tree is not None, "the pipeline has no DecisionTreeClassifier stage")
+    require(tree.depth <= TREE_MAX_DEPTH, f"the tree has depth {tree.depth} and {tree.numNodes} nodes: the task asks "
+                                          f"for one you can read — set maxDepth={TREE_MAX_DEPTH}")
+    scored = model.transform(penguin_split(_spark())[1])
+    require("label" in scored.columns, "the pipeline's output has no `label` column: index `species` into `label` "
+                                       "with a StringIndexer in the pipeline")
+    accuracy = float(scored.agg(F.avg((F.col("prediction") == F.col("label")).cast("double"))).first()[0])
+    require(tree.numClasses >= 3, f"the tree knows {tree.numClasses} classes; there are three species")
+    require(accuracy >= TREE_ACCURACY_LIMIT,
+            f"test accuracy {accuracy:.3f} is below {TREE_ACCURACY_LIMIT} (chapter 06: 0.988 at depth 3)"
+            + (f" — a tree of depth {tree.depth} has at most {2 ** tree.depth} leaves; three species need more "
+               "questions" if tree.depth < 2 else " — use the bill, flipper and body-mass measurements and the island"))
+    return f"depth {tree.depth}, {tree.numNodes} nodes, test accuracy {accuracy:.3f}"
+
+
+@check("Random forest: ROC AUC of P(bad) on the test loans")
+def test_forest(model: Transformer) -> str:
+    """``model``: a fitted pipeline of the loans' feature stages and a ``RandomForestClassifier`` of ``label``."""
+    require(_fitted(model), f"model should be a FITTED pipeline (what `.fit(train)` returns), not "
+                            f"{type(model).__name__}")
+    forest = _stage(model, "RandomForestClassificationModel")
+    require(forest is not None, "the pipeline has no RandomForestClassifier stage")
+    auc = _auc(model, loan_sets(_spark())[3])
+    trees = forest.getNumTrees
+    require(auc >= FOREST_AUC_LIMIT,
+            f"test ROC AUC {auc:.3f} is below {FOREST_AUC_LIMIT} (chapter 07: 0.751 with 40 trees of depth 4)"
+            + (f" — {trees} trees are too few to average out their errors: use about 40" if trees < 20 else
+               f" — trees of depth {forest.getMaxDepth()} over-fit these noisy labels: try maxDepth=4"
+               if forest.getMaxDepth() > 6 else " — include every column of loans.NUMERIC and loans.CATEGORICAL"))
+    return f"{trees} trees, test ROC AUC {auc:.3f} (chapter 07: 0.751)"
+
+
+@check("Feature importance: the forest's most important feature")
+def test_importance(model: Transformer, top_feature: str) -> str:
+    """``top_feature``: the name of the input column with the largest ``featureImportances`` in the forest."""
+    from helpers.evaluation import vector_feature_names
+
+    forest = _stage(model, "RandomForestClassificationModel")
+    require(forest is not None, "the model has no RandomForestClassifier stage (task 2)")
+    require(isinstance(top_feature, str), f"top_feature should be a column name (str), not "
+                                          f"{type(top_feature).__name__} — map the slot number to its name")
+    sample = model.transform(loan_sets(_spark())[3].limit(1))
+    names = vector_feature_names(sample, forest.getFeaturesCol())
+    importances = forest.featureImportances.toArray()
+    ranked = sorted(zip(names, importances, strict=True), key=lambda pair: -pair[1])
+    top = ranked[0][0]
+
+    def plain(name: str) -> str:
+        return name.removesuffix("_index")
+
+    given = plain(top_feature)
+    require(given in {plain(n) for n in names}, f"{top_feature!r} is not one of the forest's inputs (they are named "
+                                                f"like {plain(names[0])!r})")
+    require(given == plain(top), f"{given} has importance {dict(ranked)[_slot(names, given)]:.3f}, but "
+                                 f"{plain(top)} has {ranked[0][1]:.3f}: sort featureImportances in DESCENDING order")
+    return f"{plain(top)} (importance {ranked[0][1]:.3f})"
+
+
+def _slot(names: list[str], plain_name: str) -> str:
+    return next(n for n in names if n.removesuffix("_index") == plain_name)
+
+
+@check("LightGBM with early stopping: ROC AUC on the test loans")
+def test_boosting(model: Any) -> str:
+    """``model``: a fitted ``lightgbm.LGBMClassifier`` trained on ``to_lightgbm`` frames of the training loans,
+    with early stopping on the validation loans."""
+    import lightgbm as lgb
+    from sklearn.metrics import roc_auc_score
+
+    from helpers.loans import to_pandas
+
+    require(isinstance(model, lgb.LGBMClassifier), f"model should be a lightgbm.LGBMClassifier, not "
+                                                   f"{type(model).__name__}")
+    require(getattr(model, "fitted_", False), "the model is not fitted: call .fit(X_train, y_train, ...)")
+    test = to_pandas(loan_sets(_spark())[3])
+    auc = float(roc_auc_score(test["label"], model.predict_proba(to_lightgbm(test))[:, 1]))
+    stopped = bool(model.best_iteration_)
+    require(auc >= BOOSTING_AUC_LIMIT or stopped,
+            f"test ROC AUC {auc:.3f} is below {BOOSTING_AUC_LIMIT}, and the model kept all {model.n_estimators} "
+            "rounds: it over-fits. Pass the validation loans (eval_X=..., eval_y=...) and "
+            "callbacks=[lgb.early_stopping(25)] so it stops when the validation loss stops improving")
+    require(auc >= BOOSTING_AUC_LIMIT,
+            f"test ROC AUC {auc:.3f} is below {BOOSTING_AUC_LIMIT} (chapter 08: 0.753): early stopping kept "
+            f"{model.best_iteration_} rounds at learning rate {model.learning_rate} — use small trees "
+            "(num_leaves=7, min_child_samples=50) and a learning rate of about 0.05")
+    rounds = f"early stopping kept {model.best_iteration_} rounds" if stopped else "no early stopping"
+    return f"test ROC AUC {auc:.3f} (chapter 08: 0.753); {rounds}"
