@@ -35,11 +35,13 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-#: Direction of every metric ``classification_metrics`` and ``regression_metrics`` return: True when higher
-#: is better.
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False,
-                    "rmse": False, "mae": False, "r2": True}
-REGRESSION_METRICS = ("rmse", "mae", "r2")
+#: Direction of every metric ``classification_metrics`` returns: True when higher is better.
+HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
+#: The same for ``regression_metrics``.
+REGRESSION_HIGHER_IS_BETTER = {"rmse": False, "mae": False, "r2": True}
+REGRESSION_METRICS = tuple(REGRESSION_HIGHER_IS_BETTER)
+#: Every metric a gate policy may use, with its direction.
+DIRECTIONS = {**HIGHER_IS_BETTER, **REGRESSION_HIGHER_IS_BETTER}
 CODE_VERSION_TAG = "code.git_commit"
 CODE_DIRTY_TAG = "code.git_dirty"
 DATASET_TAG = "dataset.{name}.sha256"
@@ -79,7 +81,7 @@ def classification_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, 
 
 
 def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE and R² of ``predictions`` for numeric ``labels`` (see ``HIGHER_IS_BETTER``)."""
+    """RMSE, MAE and R² of ``predictions`` for numeric ``labels`` (see ``REGRESSION_HIGHER_IS_BETTER``)."""
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     labels = np.asarray(labels, dtype="float64")
@@ -131,8 +133,8 @@ class GatePolicy:
 
     def __post_init__(self) -> None:
         for name in (self.metric, self.guard):
-            if name is not None and name not in HIGHER_IS_BETTER:
-                raise ValueError(f"unknown metric {name!r}; known: {', '.join(HIGHER_IS_BETTER)}")
+            if name is not None and name not in DIRECTIONS:
+                raise ValueError(f"unknown metric {name!r}; known: {', '.join(DIRECTIONS)}")
         if self.guard is not None and (self.guard in REGRESSION_METRICS) != (self.metric in REGRESSION_METRICS):
             raise ValueError(f"metric {self.metric!r} and guard {self.guard!r} must both be classification "
                              "metrics or both regression metrics")
@@ -164,7 +166,7 @@ class Decision:
 
 def _worse_by(metric: str, challenger: float, champion: float) -> float:
     """How much worse the challenger is (positive) or better (negative), in the metric's units."""
-    return champion - challenger if HIGHER_IS_BETTER[metric] else challenger - champion
+    return champion - challenger if DIRECTIONS[metric] else challenger - champion
 
 
 def decide(challenger: Mapping[str, float], champion: Mapping[str, float] | None,
@@ -174,7 +176,7 @@ def decide(challenger: Mapping[str, float], champion: Mapping[str, float] | None
     ``GatePolicy()`` when None)."""
     policy = policy or GatePolicy()
     metric, value = policy.metric, challenger[policy.metric]
-    meets_floor = value >= policy.floor if HIGHER_IS_BETTER[metric] else value <= policy.floor
+    meets_floor = value >= policy.floor if DIRECTIONS[metric] else value <= policy.floor
     if not meets_floor:
         reason = f"{metric} {value:.4f} does not reach the floor {policy.floor:.4f}"
         return Decision(version, False, reason, dict(challenger), None if champion is None else dict(champion),
@@ -308,7 +310,7 @@ def gate(name: str, version: str | int, validation: pd.DataFrame, label: str = "
 
 
 def _describe(policy: GatePolicy) -> str:
-    sign = ">= champion -" if HIGHER_IS_BETTER[policy.metric] else "<= champion +"
+    sign = ">= champion -" if DIRECTIONS[policy.metric] else "<= champion +"
     text = f"{policy.metric} {sign} {policy.tolerance}, floor {policy.floor}"
     if policy.guard is not None:
         text += f"; {policy.guard} within {policy.guard_tolerance} of champion"
