@@ -194,8 +194,9 @@ def automl_trial(automl: Any, dataset: str, target: str, learner: str | None = N
 def to_pandas(frame: DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """``columns`` of a Spark DataFrame as pandas, rows sorted by all of them so that the order (which some
     learners depend on) does not depend on how Spark partitioned the data."""
-    rows = frame.select(*columns).toPandas()
-    return rows.sort_values(list(columns), kind="stable").reset_index(drop=True)
+    from helpers.tables import ordered_pandas
+
+    return ordered_pandas(frame.select(*columns), columns)
 
 
 # --- re-training a trial in Python (the notebook below writes the same steps out as code) -------------------

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 #: Column names added by the scorers and by ``stamp``.
 SCORE = "p_late"
@@ -102,15 +102,15 @@ def score_with_map_in_pandas(frame: DataFrame, model_path: str, features: Sequen
     return frame.select(*dict.fromkeys([*keep, *features])).mapInPandas(function, schema)
 
 
-def score_with_spark_udf(spark: SparkSession, frame: DataFrame, model_uri: str,
-                         features: Sequence[str]) -> DataFrame:
-    """``frame`` with a ``SCORE`` column from ``mlflow.pyfunc.spark_udf``: MLflow copies the model to the
-    executors once and wraps its ``predict`` in a pandas UDF. The inputs are passed as **named** columns, so the
-    model's signature matches them by name (``result_type`` ``array<double>``: [P(negative), P(positive)])."""
+def model_udf(spark: SparkSession, model_uri: str) -> Callable[..., Column]:
+    """A Spark UDF of the MLflow model at ``model_uri`` (``mlflow.pyfunc.spark_udf``): MLflow copies the model to
+    the executors once and wraps its ``predict`` in a pandas UDF that returns ``array<double>`` (for a
+    ``predict_proba`` model: [P(negative), P(positive)]), run in this Python environment (``env_manager="local"``).
+    Call it with **named** columns, so the model's signature matches them by name. Batch jobs and streams
+    score with this one UDF."""
     import logging
 
     import mlflow
-    from pyspark.sql import functions as F
 
     # With env_manager="local" MLflow warns that it does not rebuild the training environment: here the
     # executors run this very environment (pinned by requirements.lock), which is the point of "local".
@@ -119,10 +119,18 @@ def score_with_spark_udf(spark: SparkSession, frame: DataFrame, model_uri: str,
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
-        udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="array<double>", env_manager="local")
+        return mlflow.pyfunc.spark_udf(spark, model_uri, result_type="array<double>", env_manager="local")
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)
+
+
+def score_with_spark_udf(spark: SparkSession, frame: DataFrame, model_uri: str,
+                         features: Sequence[str]) -> DataFrame:
+    """``frame`` with a ``SCORE`` column, P(positive), from ``model_udf`` given the ``features`` columns by name."""
+    from pyspark.sql import functions as F
+
+    udf = model_udf(spark, model_uri)
     return frame.withColumn(SCORE, udf(*[F.col(c) for c in features])[1])
 
 

@@ -141,7 +141,9 @@ def scaled_flights(spark: Any, rows: int, source: Any, order_by: Sequence[str] =
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    # Number the source rows in a fixed order, so the same seed draws the same flights on every run.
+    # Number the source rows in a fixed order, so the same seed draws the same flights on every run. A window
+    # without partitions numbers them in one task (Spark's WindowExec warns about it): cheap for the ~270k source
+    # flights, and the DataFrame API's only way to dense row numbers (zipWithIndex is RDD-only, absent over Connect).
     indexed = source.withColumn("source_row", F.row_number().over(Window.orderBy(*order_by)) - 1).cache()
     total = indexed.count()
     picks = spark.range(rows).select(F.pmod(F.xxhash64("id", F.lit(SEED)), F.lit(total)).alias("source_row"))

@@ -75,9 +75,10 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _launch(name: str, command: list[str], url: str, ui: str) -> Server:
+def _launch(name: str, command: list[str], url: str, ui: str, extra_env: dict[str, str] | None = None) -> Server:
     log = work_dir("cluster", "logs") / f"{name}.log"
-    process = launch(f"spark-{name}", command, log, env=_environment(), cwd=work_dir("cluster"))
+    env = {**_environment(), **(extra_env or {})}
+    process = launch(f"spark-{name}", command, log, env=env, cwd=work_dir("cluster"))
     return Server(name=name, pid=process.pid, url=url, ui=ui, log=str(log))
 
 
@@ -98,14 +99,24 @@ def _alive_workers(ui_port: int) -> int:
         return 0
 
 
+def default_cores(workers: int, cores_per_worker: int) -> int:
+    """The cores the master gives an application that does not ask (``spark.deploy.defaultCores``): half the
+    cluster, at least one. A standalone master otherwise gives the first application *every* core, and a job's
+    task notebooks — applications of their own, started while the notebook that runs the job holds its
+    executors — would wait for cores forever. An application that needs more sets ``spark.cores.max``."""
+    return max(1, workers * cores_per_worker // 2)
+
+
 def start_standalone(workers: int = 1, cores_per_worker: int = 2, memory_per_worker: str = "2g") -> list[Server]:
-    """A standalone master and ``workers`` workers on 127.0.0.1; returns once the workers registered."""
+    """A standalone master and ``workers`` workers on 127.0.0.1, shared by applications (``default_cores``);
+    returns once the workers registered."""
     spark_class = str(spark_home() / "bin" / "spark-class")
     port, ui_port = free_port(7077), free_port(8080)
     master_url = f"spark://127.0.0.1:{port}"
+    sharing = {"SPARK_MASTER_OPTS": f"-Dspark.deploy.defaultCores={default_cores(workers, cores_per_worker)}"}
     master = _launch("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                 "--port", str(port), "--webui-port", str(ui_port)],
-                     url=master_url, ui=f"http://127.0.0.1:{ui_port}")
+                     url=master_url, ui=f"http://127.0.0.1:{ui_port}", extra_env=sharing)
     _wait(lambda: port_open(port), f"master listening on {port}", master)
     servers = [master]
     for index in range(workers):

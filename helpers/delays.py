@@ -146,8 +146,10 @@ def split_flights(flights: DataFrame) -> tuple[DataFrame, DataFrame]:
 def to_pandas(flights: DataFrame) -> pd.DataFrame:
     """A Spark frame of ``delay_features`` rows on the driver, in a fixed row order (by flight key), so a
     model trained on it is the same whatever the partitioning."""
-    frame = flights.toPandas().sort_values(list(FLIGHT_KEY), kind="stable").reset_index(drop=True)
-    return frame.astype({c: "int64" for c in SCHEDULE} | {c: "float64" for c in WEATHER} | {LABEL: "int64"})
+    from helpers.tables import ordered_pandas
+
+    return ordered_pandas(flights, FLIGHT_KEY,
+                          {c: "int64" for c in SCHEDULE} | {c: "float64" for c in WEATHER} | {LABEL: "int64"})
 
 
 def training_frames(spark: SparkSession, scale: str = "default",

@@ -28,11 +28,20 @@ def enriched_flights(spark: SparkSession, scale: str = "default") -> DataFrame:
         F.col("lon").alias("dest_lon"), F.col("tzone").alias("dest_tzone"),
     )
     aircraft = load("planes", spark).select("tailnum", F.col("year").alias("plane_year"), "seats", "engines")
-    weather = load("weather", spark).drop("year", "month", "day", "hour")
-    return (
+    flights = (
         load("flights", spark, scale=scale)
         .join(F.broadcast(airlines), "carrier", "left")
         .join(F.broadcast(destinations), "dest", "left")
         .join(F.broadcast(aircraft), "tailnum", "left")
-        .join(F.broadcast(weather), ["origin", "time_hour"], "left")
     )
+    return with_origin_weather(spark, flights)
+
+
+def with_origin_weather(spark: SparkSession, flights: DataFrame) -> DataFrame:
+    """``flights`` (any frame with ``origin`` and ``time_hour``) with the weather observed at the origin in the
+    scheduled hour. A left join on the small ``weather`` table, broadcast: a flight without an observation keeps
+    null weather. Batch and streaming flights both get their weather here."""
+    from pyspark.sql import functions as F
+
+    weather = load("weather", spark).drop("year", "month", "day", "hour")
+    return flights.join(F.broadcast(weather), ["origin", "time_hour"], "left")

@@ -137,8 +137,9 @@ def months(frame: DataFrame, first: str, last: str) -> DataFrame:
 def to_pandas(frame: DataFrame) -> pd.DataFrame:
     """Bookings on the driver in a fixed row order (by ``booking_id``), with the model's dtypes, so a
     model trained on them is the same whatever the partitioning."""
-    out = frame.toPandas().sort_values(KEY, kind="stable").reset_index(drop=True)
-    return out.astype(_dtypes() | {TARGET: "float64"})
+    from helpers.tables import ordered_pandas
+
+    return ordered_pandas(frame, [KEY], _dtypes() | {TARGET: "float64"})
 
 
 def _dtypes() -> dict[str, str]:

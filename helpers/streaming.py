@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from helpers.batch import model_udf as model_udf  # re-exported: a stream scores with the batch jobs' UDF
 from helpers.delays import FEATURES, delay_features
-from helpers.flights import FLIGHT_KEY
+from helpers.flights import FLIGHT_KEY, with_origin_weather
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -239,43 +240,11 @@ def good_records(raw: DataFrame) -> DataFrame:
     return raw.where(problem().isNull()).select(*RECORD_FIELDS)
 
 
-def with_weather(spark: SparkSession, flights: DataFrame) -> DataFrame:
-    """``flights`` with the weather at the origin in the scheduled hour (the static ``weather`` table; a left
-    join, so a flight without an observation keeps null weather), as ``helpers.flights.enriched_flights``
-    joins it."""
-    from pyspark.sql import functions as F
-
-    from helpers.datasets import load
-
-    weather = load("weather", spark).drop("year", "month", "day", "hour")
-    return flights.join(F.broadcast(weather), ["origin", "time_hour"], "left")
-
-
-def model_udf(spark: SparkSession, model_uri: str) -> Callable[..., Column]:
-    """A Spark UDF of the MLflow model at ``model_uri`` that returns the model's output as ``array<double>``
-    (for the flight-delay model: P(on time), P(late)), run in this Python environment (``env_manager="local"``).
-    MLflow's notice that a local environment may differ from the training one, and its note on the chosen
-    backend, are silenced: the environment *is* the pinned one the model was trained in."""
-    import logging
-
-    import mlflow
-
-    loggers = [logging.getLogger(n) for n in ("mlflow.pyfunc", "mlflow.models.flavor_backend_registry")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        return mlflow.pyfunc.spark_udf(spark, model_uri, result_type="array<double>", env_manager="local")
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
 def predictions(spark: SparkSession, raw: DataFrame, model_udf: Callable[..., Column]) -> DataFrame:
     """The good records of ``raw`` as the model's rows (``delay_features``: key, ``time_hour``, features, and
     the label where the flight has arrived) with ``p_late``, P(late) from ``model_udf`` — a
     ``mlflow.pyfunc.spark_udf`` of the champion with ``result_type="array<double>"`` (P(on time), P(late))."""
-    features = delay_features(with_weather(spark, good_records(raw)))
+    features = delay_features(with_origin_weather(spark, good_records(raw)))
     return features.withColumn("p_late", model_udf(*FEATURES)[1])
 
 

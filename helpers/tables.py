@@ -1,4 +1,5 @@
-"""``display()`` for Spark DataFrames, as in a Databricks notebook: a readable table of the first rows.
+"""Spark DataFrames on the driver: ``display()``, as in a Databricks notebook (a readable table of the first
+rows), and ``ordered_pandas`` (a whole frame as pandas in a fixed row order, for single-machine libraries).
 
 The SQL-cell convention of the curriculum is::
 
@@ -11,6 +12,7 @@ The SQL-cell convention of the curriculum is::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,3 +29,19 @@ def display(frame: DataFrame, n: int = DEFAULT_ROWS) -> pd.DataFrame:
     """
     rows = frame.limit(n).toPandas()
     return rows.round(4)
+
+
+def ordered_pandas(frame: DataFrame, order_by: Sequence[str],
+                   dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``frame`` as a pandas DataFrame sorted by ``order_by`` (a stable sort), with ``dtypes`` applied.
+
+    Spark returns rows in partition order, which changes with the number of cores and partitions; some
+    learners (bootstrap samples, stochastic solvers, LightGBM's bins) depend on row order, so a model trained
+    on this frame is the same on every machine only when the order is fixed here. ``order_by`` should
+    identify a row (a key, or every column). The result carries no ``attrs``, so it can be written anywhere."""
+    rows = frame.toPandas().sort_values(list(order_by), kind="stable").reset_index(drop=True)
+    rows = rows.astype(dict(dtypes)) if dtypes else rows
+    # Over Spark Connect, toPandas() leaves the query's metrics in ``attrs`` (PlanMetrics objects); pandas carries
+    # them along and ``to_parquet`` then fails to write them as JSON. They describe the query, not the data.
+    rows.attrs.clear()
+    return rows

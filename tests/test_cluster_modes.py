@@ -18,9 +18,12 @@ from helpers.mlflow_server import mlflow_server
 from helpers.paths import notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Every Part on every mode: Part I, a Part II chapter (06) and a Part III chapter (22, monitoring: Spark
-#: aggregations, a registered model scored on the driver, MLflow runs); `make test-cluster` runs them all.
-CLUSTER_NOTEBOOKS = ("00", "01", "02", "03", "04", "06", "22")
+#: Every Part on every mode: Part I, a Part II chapter (06) and two Part III chapters: 22 (monitoring: Spark
+#: aggregations, a registered model scored on the driver, MLflow runs) and 23 (a job whose task notebooks are
+#: Spark applications of their own, running while the notebook's application holds its executors — on a
+#: standalone master that gave every core to the first application, they waited forever).
+#: `make test-cluster` runs them all.
+CLUSTER_NOTEBOOKS = ("00", "01", "02", "03", "04", "06", "22", "23")
 
 
 def _selected() -> list[Path]:
@@ -65,6 +68,12 @@ def test_notebooks_run_over_spark_connect(tmp_path, monkeypatch, no_leftovers) -
         _run(runnable, tmp_path, monkeypatch, SPARK_REMOTE=url)
     if skipped:
         print("skipped over Spark Connect, as declared:", skipped)
+
+
+def test_a_standalone_master_shares_its_cores_between_applications() -> None:
+    assert cluster.default_cores(workers=1, cores_per_worker=2) == 1
+    assert cluster.default_cores(workers=1, cores_per_worker=1) == 1
+    assert cluster.default_cores(workers=4, cores_per_worker=8) == 16
 
 
 def test_every_connect_exclusion_gives_a_reason() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
@@ -43,6 +44,35 @@ def test_display_returns_the_first_rows_rounded(spark) -> None:
     shown = display(frame, n=5)
     assert len(shown) == 5
     assert shown["third"].tolist() == [0.0, 0.3333, 0.6667, 1.0, 1.3333]
+
+
+def test_ordered_pandas_does_not_depend_on_partitioning_and_applies_dtypes(spark) -> None:
+    from helpers.tables import ordered_pandas
+
+    frame = spark.createDataFrame([(i % 7, 100 - i, float(i)) for i in range(50)], "day int, key int, value double")
+    ordered = ordered_pandas(frame, ["key"], {"day": "int64", "value": "float32"})
+    assert ordered["key"].tolist() == list(range(51, 101))
+    assert ordered.index.tolist() == list(range(50))
+    assert str(ordered["day"].dtype) == "int64" and str(ordered["value"].dtype) == "float32"
+    reshuffled = ordered_pandas(frame.repartition(5, "day"), ["key"], {"day": "int64", "value": "float32"})
+    pd.testing.assert_frame_equal(ordered, reshuffled)
+    # Equal keys keep the frame's own order (a stable sort); without dtypes the frame is as Spark gives it.
+    assert ordered_pandas(frame, ["day"])["day"].is_monotonic_increasing
+
+
+def test_ordered_pandas_drops_the_query_metrics_spark_connect_attaches(tmp_path) -> None:
+    from helpers.tables import ordered_pandas
+
+    class ConnectLikeFrame:  # Spark Connect's toPandas() puts PlanMetrics objects in attrs
+        def toPandas(self) -> pd.DataFrame:
+            rows = pd.DataFrame({"key": [2, 1], "value": [0.5, 1.5]})
+            rows.attrs["metrics"] = [object()]
+            return rows
+
+    ordered = ordered_pandas(ConnectLikeFrame(), ["key"])
+    assert ordered.attrs == {}
+    ordered.to_parquet(tmp_path / "rows.parquet", index=False)  # raised "not JSON serializable" before
+    assert pd.read_parquet(tmp_path / "rows.parquet")["key"].tolist() == [1, 2]
 
 
 def test_hash_split_is_partition_independent_and_disjoint(spark) -> None:
