@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -39,27 +40,38 @@ def plot_style() -> Iterator[None]:
     plt.close("all")
 
 
-@pytest.fixture
-def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A fresh SQLite tracking store in ``tmp_path`` with an active experiment; MLflow's state restored after."""
+@contextmanager
+def fresh_mlflow_store(work: Path, experiment: str, patch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh SQLite tracking store and model registry under ``work`` (``MLFLOW_TRACKING_URI`` points at it through
+    ``patch``, artifacts go beside it) with ``experiment`` active; yields its URI. MLflow's global state — the
+    active run and experiment, the tracking and registry URIs — is restored afterwards."""
     import mlflow
     import mlflow.tracking.fluent as fluent
 
     from helpers.tracking import use_experiment
 
     previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    work = tmp_path / "work"
-    monkeypatch.setenv("CURRICULUM_WORK_DIR", str(work))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow' / 'mlflow.db'}")
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    use_experiment("lab-tests")
-    yield
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    fluent._active_experiment_id = None
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    uri = f"sqlite:///{work / 'mlflow' / 'mlflow.db'}"
+    patch.setenv("CURRICULUM_WORK_DIR", str(work))
+    patch.setenv("MLFLOW_TRACKING_URI", uri)
+    patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    patch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    use_experiment(experiment)
+    try:
+        yield uri
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        fluent._active_experiment_id = None
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh SQLite tracking store in ``tmp_path`` with an active experiment; MLflow's state restored after."""
+    with fresh_mlflow_store(tmp_path / "work", "lab-tests", monkeypatch) as uri:
+        yield uri
 
 
 def run_python(code: str, env: dict[str, str] | None = None, remove: tuple[str, ...] = (),

@@ -12,6 +12,7 @@ import pytest
 
 from helpers import delays, registry
 from helpers.registry import Decision, GatePolicy, decide
+from tests.conftest import fresh_mlflow_store
 
 MODEL = "unit_flight_delay"
 # MLflow's SQLite store triggers a SQLAlchemy deprecation notice on first use: about MLflow, not these tests.
@@ -20,27 +21,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:D
 
 @pytest.fixture
 def registry_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh SQLite tracking store and model registry in ``tmp_path`` (MLFLOW_TRACKING_URI points at it,
-    artifacts go beside it), with an active experiment; MLflow's global state is restored afterwards."""
-    import mlflow
-    import mlflow.tracking.fluent as fluent
-
-    from helpers.tracking import use_experiment
-
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    work = tmp_path / "work"
-    uri = f"sqlite:///{work / 'mlflow' / 'mlflow.db'}"
-    monkeypatch.setenv("CURRICULUM_WORK_DIR", str(work))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    use_experiment("registry-tests")
-    yield uri
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    fluent._active_experiment_id = None
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    """A fresh SQLite tracking store and model registry in ``tmp_path``, with an active experiment
+    (``registry-tests``); MLflow's global state is restored afterwards."""
+    with fresh_mlflow_store(tmp_path / "work", "registry-tests", monkeypatch) as uri:
+        yield uri
 
 
 def synthetic_flights(rows: int = 1500, seed: int = 0) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import pytest
 
 from helpers import delays, registry, serving
 from helpers.processes import leftovers
+from tests.conftest import fresh_mlflow_store
 from tests.test_registry import synthetic_flights
 
 # MLflow's SQLite store triggers a SQLAlchemy deprecation notice on first use: about MLflow, not these tests.
@@ -25,30 +26,15 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh SQLite store in which a small logistic regression (trained on synthetic flights) is version 1
     of ``flight_delay`` and holds the ``champion`` alias; MLflow's global state is restored afterwards."""
     import mlflow
-    import mlflow.tracking.fluent as fluent
 
-    from helpers.tracking import use_experiment
-
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     work = tmp_path_factory.mktemp("serving") / "work"
-    uri = f"sqlite:///{work / 'mlflow' / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CURRICULUM_WORK_DIR", str(work))
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-        patch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-        use_experiment("serving-tests")
+    with pytest.MonkeyPatch.context() as patch, fresh_mlflow_store(work, "serving-tests", patch) as uri:
         candidate = delays.Candidate("logistic", {"C": 1.0}, "test model")
         train = synthetic_flights(600)
         info = delays.log_candidate(delays.train_candidate(candidate, train), candidate, train, run_name="served")
         version = registry.register(info, delays.MODEL_NAME)
         mlflow.MlflowClient().set_registered_model_alias(delays.MODEL_NAME, registry.CHAMPION, version.version)
         yield uri
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        fluent._active_experiment_id = None
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
 
 
 @pytest.fixture(scope="module")

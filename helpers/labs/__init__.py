@@ -27,10 +27,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["Verdict", "Wrong", "check", "require", "close", "finished_run", "summary", "verdicts", "reset",
-           "PASS", "FAIL"]
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["Verdict", "Wrong", "active_spark", "check", "require", "close", "finished_run", "summary", "verdicts",
+           "reset", "PASS", "FAIL"]
 
 PASS = "✅"
 FAIL = "❌"
@@ -73,6 +76,16 @@ def require(condition: Any, feedback: str) -> None:
 def close(actual: float, expected: float, tolerance: float) -> bool:
     """Whether ``actual`` is within ``tolerance`` (absolute) of ``expected``."""
     return abs(float(actual) - float(expected)) <= tolerance
+
+
+def active_spark() -> SparkSession:
+    """The notebook's running Spark session, which a check uses to score the learner's model; a check fails with
+    a pointer to the set-up cell when none is running."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
+    return session
 
 
 def finished_run(run_id: Any, name: str = "run", argument: str = "run_id") -> Any:

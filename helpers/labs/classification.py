@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,14 +30,6 @@ LINEAR_SVC_LIMIT = 0.97
 #: Chapter 09: an RBF SVM on standardised features reaches 0.969 in 5-fold cross-validation; on raw features 0.897.
 RBF_CV_LIMIT = 0.95
 BIOPSY_LABEL = "diagnosis"
-
-
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
 
 
 def loan_sets(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
@@ -68,7 +60,7 @@ def biopsy_split(biopsies: DataFrame) -> tuple[DataFrame, DataFrame]:
 def _biopsies() -> tuple[DataFrame, DataFrame]:
     from helpers.datasets import load
 
-    return biopsy_split(load("breast_cancer", _spark()))
+    return biopsy_split(load("breast_cancer", active_spark()))
 
 
 def _p_bad(model: Transformer, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +86,7 @@ def test_logistic(model: Transformer) -> str:
 
     require(_is_fitted_spark_model(model), f"model should be a FITTED pipeline (what `.fit(train)` returns), not "
                                            f"{type(model).__name__}")
-    p_bad, labels = _p_bad(model, loan_sets(_spark())[2])
+    p_bad, labels = _p_bad(model, loan_sets(active_spark())[2])
     auc = float(roc_auc_score(labels, p_bad))
     require(auc > 0.5, f"ROC AUC {auc:.3f} is below 0.5: your scores rank GOOD loans as riskier — is the label "
                        "1.0 for a bad loan (`labelCol=\"label\"`), and do you read probability[1]?")
@@ -110,7 +102,7 @@ def test_threshold(model: Transformer, threshold: float) -> str:
     (so the fewest loans flagged)."""
     require(isinstance(threshold, numbers.Real), f"threshold should be a number, not {type(threshold).__name__}")
     require(0 < threshold < 1, f"threshold {threshold} is not a probability between 0 and 1")
-    p_bad, labels = _p_bad(model, loan_sets(_spark())[1])
+    p_bad, labels = _p_bad(model, loan_sets(active_spark())[1])
     bad = labels == 1.0
     recall = float((p_bad[bad] >= threshold).mean())
     flagged = float((p_bad >= threshold).mean())

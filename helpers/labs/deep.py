@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,14 +30,6 @@ ACCURACY_LIMIT = 0.93
 MAX_WEIGHTS = 50_000
 
 
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
-
-
 @functools.cache
 def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     from helpers import deep
@@ -45,7 +37,7 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     from helpers.splits import hash_split
 
     columns = [*deep.PIXELS, "label"]
-    train_all, test = hash_split(load("digits", _spark()), test_fraction=0.2, keys=columns)
+    train_all, test = hash_split(load("digits", active_spark()), test_fraction=0.2, keys=columns)
     train, valid = hash_split(train_all, test_fraction=0.2, keys=columns, seed=7)
     return tuple(f.toPandas().sort_values(columns, ignore_index=True) for f in (train, valid, test))  # type: ignore
 

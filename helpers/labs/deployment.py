@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,14 +28,6 @@ MONTHS = (7, 8)
 REQUEST_ROWS = 5
 
 _cache: dict[tuple[str, int], Any] = {}
-
-
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
 
 
 def table_path() -> Path:
@@ -111,7 +103,7 @@ def _compare_scores(frame: DataFrame, what: str) -> None:
 
     from helpers import delays
 
-    spark = _spark()
+    spark = active_spark()
     expected = _expected(spark)
     keys = list(delays.FLIGHT_KEY)
     got = frame.select(*keys, F.col("p_late").cast("double").alias("p_late")).toPandas()
@@ -137,7 +129,7 @@ def test_scored(scored: DataFrame) -> str:
                                      f"{type(scored).__name__}")
     require("p_late" in scored.columns, f"scored has no column p_late (it has {scored.columns[-3:]} at the end)")
     _compare_scores(scored, "scored")
-    return f"{len(_expected(_spark())):,} flights scored by the champion's version of flight_delay"
+    return f"{len(_expected(active_spark())):,} flights scored by the champion's version of flight_delay"
 
 
 @check("Table: scores stamped with their model version, partitioned by month")
@@ -154,7 +146,7 @@ def test_table(path: Any) -> str:
     require(partitions, "the table has no month=… folders: partition it by month (partition_by=[\"month\"])")
     require(partitions == [f"month={m}" for m in MONTHS], f"the table's partitions are {partitions}; expected "
                                                           f"month=7 and month=8")
-    table = _spark().read.parquet(str(folder))
+    table = active_spark().read.parquet(str(folder))
     missing = [c for c in (batch.MODEL_NAME_COLUMN, batch.MODEL_VERSION_COLUMN, batch.SCORED_AT_COLUMN)
                if c not in table.columns]
     require(not missing, f"the table lacks the column(s) {missing}: stamp the rows with batch.stamp(scored, "
@@ -163,7 +155,7 @@ def test_table(path: Any) -> str:
     require(versions == [_champion_version()], f"the rows say model_version {versions}; the champion that scored "
                                                f"them is version {_champion_version()}")
     _compare_scores(table, "the table")
-    return f"{', '.join(partitions)}; {len(_expected(_spark())):,} rows, each stamped with the champion's version"
+    return f"{', '.join(partitions)}; {len(_expected(active_spark())):,} rows, each stamped with the champion's version"
 
 
 @check("Serving: predictions from a REST model server, stopped afterwards")
@@ -181,7 +173,7 @@ def test_served(server: Any, predictions: Any) -> str:
                                          "serving.model_server(...) as server:` so that it stops at the end of the "
                                          "block, even on an error")
     values = np.asarray(predictions, dtype="float64")
-    rows = request_rows(_spark())
+    rows = request_rows(active_spark())
     require(values.shape == (len(rows), 2), f"predictions have the shape {values.shape}; the server answers two "
                                             f"probabilities for each of the {len(rows)} flights: send "
                                             "sample[delays.FEATURES] with serving.predict")

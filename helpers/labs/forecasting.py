@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -41,14 +41,6 @@ CUTOFF = "2018-09-01"
 MASE_LIMIT = 0.8
 
 
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
-
-
 def employment(spark: SparkSession) -> DataFrame:
     """The lab's six series (``SERIES``), January 2010 to September 2019, long format: series_id, title, month,
     employed (thousands)."""
@@ -63,7 +55,7 @@ def employment(spark: SparkSession) -> DataFrame:
 
 @functools.cache
 def _rows() -> pd.DataFrame:
-    return employment(_spark()).toPandas()
+    return employment(active_spark()).toPandas()
 
 
 def _series(series_id: str = ONE_SERIES) -> pd.Series:

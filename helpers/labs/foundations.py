@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from helpers.labs import check, finished_run, require
+from helpers.labs import active_spark, check, finished_run, require
 
 if TYPE_CHECKING:
     from pyspark.ml import Transformer
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
 #: De Cock (2011), the author of the data, recommends removing the few houses above 4,000 sq ft (partial sales).
 MAX_LIVING_AREA = 4000
@@ -46,18 +46,10 @@ def reference_clean(houses: DataFrame) -> DataFrame:
             .withColumn("house_age", F.col("year_sold") - F.col("year_built")))
 
 
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
-
-
 def _test_rows() -> DataFrame:
     from helpers.datasets import load
 
-    return split(reference_clean(load("ames", _spark())))[1]
+    return split(reference_clean(load("ames", active_spark())))[1]
 
 
 def _rmse_in_dollars(model: Transformer) -> tuple[float, float]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,14 +46,6 @@ def alerts_path() -> Path:
     return work_dir("labs", "monitoring") / "alerts"
 
 
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
-
-
 def flight_windows(spark: SparkSession, scale: str = "default") -> pd.DataFrame:
     """Every 2013 flight that arrived as pandas, with ``window``: the champion's training and validation flights
     (January–June, its own split) and one window per later month — chapter 22's rows, before scoring. One Spark
@@ -78,7 +70,7 @@ def flight_windows(spark: SparkSession, scale: str = "default") -> pd.DataFrame:
 def reference_inference(scale: str = "default") -> pd.DataFrame:
     """The inference table as the checks expect it: ``flight_windows`` with ``p_late`` from the champion
     (``delays.CHAMPION_URI``). Computed once per session."""
-    spark = _spark()
+    spark = active_spark()
     key = (f"inference-{scale}", id(spark))
     if key not in _cache:
         import mlflow

@@ -13,7 +13,7 @@ import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -27,14 +27,6 @@ BIAS_REG = 10.0
 RESIDUAL_SLACK = 0.0
 #: ALS on the raw ratings (rank 10, regParam 0.1) scores about 1.0 in chapter 15; a working fit is below this.
 ALS_RMSE_LIMIT = 1.1
-
-
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
 
 
 def rating_sets(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
@@ -51,7 +43,7 @@ def rating_sets(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
 def _sets() -> tuple[DataFrame, DataFrame, DataFrame]:
     from helpers import recommend
 
-    train, test = (frame.cache() for frame in rating_sets(_spark()))
+    train, test = (frame.cache() for frame in rating_sets(active_spark()))
     warm, _ = recommend.warm_and_cold(test, train)
     return train, test, warm.cache()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,14 +26,6 @@ CHAMPION_AUC_LIMIT = 0.72
 _cache: dict[tuple[str, int], Any] = {}
 
 
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
-
-
 def flight_frames(spark: SparkSession, scale: str = "default") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, validation): chapter 18's flights of January–June 2013 as pandas frames
     (``delays.training_frames``), computed once per Spark session and scale."""
@@ -46,7 +38,7 @@ def flight_frames(spark: SparkSession, scale: str = "default") -> tuple[pd.DataF
 
 
 def _validation() -> pd.DataFrame:
-    return flight_frames(_spark())[1]
+    return flight_frames(active_spark())[1]
 
 
 def _auc(model_uri: str) -> float:

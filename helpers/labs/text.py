@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,14 +32,6 @@ AUC_LIMIT = 0.75
 #: The semantic-search question of task 5, and how many hits it asks for.
 QUERY = "The coffee tasted burnt and bitter."
 K = 3
-
-
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
 
 
 def review_sets(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
@@ -72,7 +64,7 @@ def search_corpus(spark: SparkSession) -> pd.DataFrame:
 
 @functools.cache
 def _test_rows() -> DataFrame:
-    return review_sets(_spark())[1].cache()
+    return review_sets(active_spark())[1].cache()
 
 
 @check("Stop words: filler out, negations and contrasts kept")
@@ -107,7 +99,7 @@ def test_cleaning(cleaner: Any) -> str:
 
     require(isinstance(cleaner, (Estimator, Transformer)),
             f"cleaner should be a Spark ML Pipeline (or PipelineModel), not {type(cleaner).__name__}")
-    probe = _spark().createDataFrame([(PROBE,)], "review string")
+    probe = active_spark().createDataFrame([(PROBE,)], "review string")
     model = cleaner.fit(probe) if isinstance(cleaner, Estimator) else cleaner
     out = model.transform(probe)
     require("words" in out.columns, f"the output has no column `words` (it has {out.columns}): name the last "
@@ -189,7 +181,7 @@ def test_search(embeddings: np.ndarray, nearest: Any) -> str:
     ``nearest``: the ``review_id`` of the ``K`` reviews most similar to ``QUERY``, best first."""
     from helpers import text
 
-    corpus = search_corpus(_spark())
+    corpus = search_corpus(active_spark())
     matrix = np.asarray(embeddings, dtype=np.float64)
     require(matrix.shape == (len(corpus), text.EMBEDDING_DIM),
             f"embeddings has shape {matrix.shape}, expected ({len(corpus)}, {text.EMBEDDING_DIM}): one row per "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,14 +26,6 @@ FOREST_AUC_LIMIT = 0.72
 #: Chapter 08: LightGBM with early stopping reaches 0.753 (logistic regression in that chapter: 0.734); 1,000
 #: rounds without early stopping over-fit (0.67–0.68).
 BOOSTING_AUC_LIMIT = 0.73
-
-
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
 
 
 def penguin_split(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
@@ -111,7 +103,7 @@ def test_tree(model: Transformer) -> str:
     require(tree is not None, "the pipeline has no DecisionTreeClassifier stage")
     require(tree.depth <= TREE_MAX_DEPTH, f"the tree has depth {tree.depth} and {tree.numNodes} nodes: the task asks "
                                           f"for one you can read — set maxDepth={TREE_MAX_DEPTH}")
-    scored = model.transform(penguin_split(_spark())[1])
+    scored = model.transform(penguin_split(active_spark())[1])
     require("label" in scored.columns, "the pipeline's output has no `label` column: index `species` into `label` "
                                        "with a StringIndexer in the pipeline")
     accuracy = float(scored.agg(F.avg((F.col("prediction") == F.col("label")).cast("double"))).first()[0])
@@ -130,7 +122,7 @@ def test_forest(model: Transformer) -> str:
                             f"{type(model).__name__}")
     forest = _stage(model, "RandomForestClassificationModel")
     require(forest is not None, "the pipeline has no RandomForestClassifier stage")
-    auc = _auc(model, loan_sets(_spark())[3])
+    auc = _auc(model, loan_sets(active_spark())[3])
     trees = forest.getNumTrees
     require(auc >= FOREST_AUC_LIMIT,
             f"test ROC AUC {auc:.3f} is below {FOREST_AUC_LIMIT} (chapter 07: 0.751 with 40 trees of depth 4)"
@@ -149,7 +141,7 @@ def test_importance(model: Transformer, top_feature: str) -> str:
     require(forest is not None, "the model has no RandomForestClassifier stage (task 2)")
     require(isinstance(top_feature, str), f"top_feature should be a column name (str), not "
                                           f"{type(top_feature).__name__} — map the slot number to its name")
-    sample = model.transform(loan_sets(_spark())[3].limit(1))
+    sample = model.transform(loan_sets(active_spark())[3].limit(1))
     names = vector_feature_names(sample, forest.getFeaturesCol())
     importances = forest.featureImportances.toArray()
     ranked = sorted(zip(names, importances, strict=True), key=lambda pair: -pair[1])
@@ -182,7 +174,7 @@ def test_boosting(model: Any) -> str:
     require(isinstance(model, lgb.LGBMClassifier), f"model should be a lightgbm.LGBMClassifier, not "
                                                    f"{type(model).__name__}")
     require(getattr(model, "fitted_", False), "the model is not fitted: call .fit(X_train, y_train, ...)")
-    test = to_pandas(loan_sets(_spark())[3])
+    test = to_pandas(loan_sets(active_spark())[3])
     auc = float(roc_auc_score(test["label"], model.predict_proba(to_lightgbm(test))[:, 1]))
     stopped = bool(model.best_iteration_)
     require(auc >= BOOSTING_AUC_LIMIT or stopped,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from helpers.labs import check, finished_run, require
+from helpers.labs import active_spark, check, finished_run, require
 
 if TYPE_CHECKING:
     import optuna
@@ -39,14 +39,6 @@ MIN_AUTOML_TRIALS = 10
 TEST_FRACTION, VALIDATION_FRACTION = 0.2, 0.2
 
 _cache: dict[tuple[str, int], Any] = {}
-
-
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
 
 
 def house_sets(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
@@ -137,7 +129,7 @@ def test_cross_validation(cv_model: Any) -> str:
     folds = cv_model.getNumFolds()
     require(folds >= MIN_FOLDS, f"numFolds={folds}: score each setting on at least {MIN_FOLDS} folds "
                                 f"(numFolds={MIN_FOLDS}, foldCol=\"fold\")")
-    _, test = feature_sets(_spark())
+    _, test = feature_sets(active_spark())
     rmse = RegressionEvaluator(labelCol=houses.TARGET, metricName="rmse").evaluate(cv_model.bestModel.transform(test))
     best = cv_model.getEstimatorParamMaps()[min(range(settings), key=lambda i: cv_model.avgMetrics[i])]
     chosen = ", ".join(f"{param.name}={value:g}" for param, value in best.items())
@@ -227,7 +219,7 @@ def test_automl(search: Any) -> str:
     require(trials >= MIN_AUTOML_TRIALS, f"the search ran {trials} trial(s) ({per_learner}): give it max_iter of at "
                                          f"least {MIN_AUTOML_TRIALS} (with automl.DETERMINISTIC, max_iter is the "
                                          "budget)")
-    spark = _spark()
+    spark = active_spark()
     test = house_data(spark)["test"]
     predicted = search.predict(test[automl_columns(spark)])
     require(float(abs(predicted).mean()) < 100, f"the model predicts {float(predicted.mean()):,.0f} on average: "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers.labs import check, require
+from helpers.labs import active_spark, check, require
 
 if TYPE_CHECKING:
     from pyspark.ml import Transformer
@@ -23,14 +23,6 @@ K = 3
 ARI_LIMIT = 0.7
 #: The share of variance the components must keep in task 4.
 VARIANCE_TARGET = 0.9
-
-
-def _spark() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    require(session is not None, "no Spark session is running: run the set-up cell at the top of the lab first")
-    return session
 
 
 def measured_penguins(spark: SparkSession) -> DataFrame:
@@ -62,7 +54,7 @@ def test_kmeans(model: Transformer) -> str:
     require(kmeans is not None, "the pipeline has no KMeans stage")
     k = kmeans.getK()
     require(k == K, f"k={k}: the task asks for {K} clusters (one per species, to compare with them)")
-    rows = (model.transform(measured_penguins(_spark())).select(*MEASURES, "species", kmeans.getPredictionCol())
+    rows = (model.transform(measured_penguins(active_spark())).select(*MEASURES, "species", kmeans.getPredictionCol())
             .toPandas().sort_values(list(MEASURES), kind="stable"))
     ari = float(adjusted_rand_score(rows["species"], rows[kmeans.getPredictionCol()]))
     scaler = _stage(model, "StandardScalerModel")
@@ -85,7 +77,7 @@ def test_silhouette(model: Transformer, silhouette: float) -> str:
     require(isinstance(silhouette, numbers.Real), f"silhouette should be a number, not {type(silhouette).__name__}")
     kmeans = _stage(model, "KMeansModel")
     require(kmeans is not None, "the model has no KMeans stage (task 1)")
-    scored = model.transform(measured_penguins(_spark()))
+    scored = model.transform(measured_penguins(active_spark()))
     expected = ClusteringEvaluator(featuresCol=kmeans.getFeaturesCol(),
                                    predictionCol=kmeans.getPredictionCol()).evaluate(scored)
     others = {}
