@@ -24,6 +24,7 @@ import io
 import logging
 import math
 import os
+import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -99,7 +100,9 @@ class TrainConfig:
 class TrainResult:
     """What ``train`` returns: when distributed, rank 0's result, which every process returns."""
 
-    state_dict: dict[str, torch.Tensor]
+    # The trained weights as NumPy arrays, not tensors: a tensor's pickle names its storage by memory
+    # address, which differs between processes, and every process must pickle this result to the same bytes.
+    state_dict: dict[str, np.ndarray]
     history: pd.DataFrame  # one row per epoch: train/valid loss and accuracy
     world_size: int
     backend: str | None  # "gloo", "nccl" or None (one process)
@@ -112,7 +115,7 @@ class TrainResult:
     def model(self) -> DigitNet:
         """A fresh ``DigitNet`` with the trained weights, in evaluation mode."""
         net = DigitNet()
-        net.load_state_dict(self.state_dict)
+        net.load_state_dict({name: torch.from_numpy(weights.copy()) for name, weights in self.state_dict.items()})
         return net.eval()
 
 
@@ -168,8 +171,9 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid
     ``WORLD_SIZE`` > 1, each process joins the process group, wraps the network in
     ``DistributedDataParallel`` and trains on its shard of each batch (``shard_batches``); its loss is
     scaled so that the gradients DDP averages equal the gradient of the mean loss over the whole batch.
-    Every process returns the same result, that of rank 0: ``TorchDistributor`` in local mode keeps
-    whichever process's return value is written last.
+    Every process returns the same result, that of rank 0, as an object unpickled from the same bytes:
+    ``TorchDistributor`` in local mode has every process write its return value to one file, so the
+    processes' pickles must be byte-identical.
 
     Training is deterministic: fixed seeds for the weights and the batch order, deterministic
     algorithms and one thread per process. The global PyTorch settings it changes are restored before
@@ -241,15 +245,24 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid
             gathered = [mine]
         result: TrainResult | None = None
         if rank == 0:
-            state = {name: tensor.detach().cpu().clone() for name, tensor in net.state_dict().items()}
+            state = {name: tensor.detach().cpu().numpy().copy() for name, tensor in net.state_dict().items()}
             shards = {int(row["rank"]): row.pop("shard") for row in gathered}
             result = TrainResult(state, pd.DataFrame(history), world_size, backend, device.type,
                                  pd.DataFrame(gathered).set_index("rank"), shards, np.stack(trajectory),
                                  time.perf_counter() - started)
         if distributed:
-            box = [result]
+            # TorchDistributor (local mode) has every process pickle its return value into the same
+            # file, and processes that finish together interleave their writes. So every process,
+            # rank 0 included, returns an object unpickled from the same bytes: their pickles are then
+            # byte-identical, and the file is right however the writes interleave. (Rank 0 returning
+            # its own object instead, measured here: one weight of the returned trajectory read NaN.)
+            box = [pickle.dumps(result) if rank == 0 else None]
             dist.broadcast_object_list(box, src=0)
-            result = box[0]
+            result = pickle.loads(box[0])
+            # Without this barrier rank 0 could tear the group down while rank 1 was still receiving
+            # the broadcast; measured here, about one run in four then aborted at exit ("terminate
+            # called without an active exception"). Only on success: after an error it would wait.
+            dist.barrier()
         assert result is not None
         return result
     finally:

@@ -232,11 +232,13 @@ def signature() -> ModelSignature:
 
 def log_candidate(model: Pipeline, candidate: Candidate, train: pd.DataFrame,
                   validation: pd.DataFrame | None = None, run_name: str | None = None, scale: str = "default",
-                  months: Sequence[int] = TRAINING_MONTHS) -> ModelInfo:
+                  months: Sequence[int] = TRAINING_MONTHS, model_name: str = MODEL_NAME) -> ModelInfo:
     """Log a fitted candidate as one MLflow run of the active experiment: its settings, its validation metrics
     (when ``validation`` is given), lineage tags (code version, dataset checksums — ``helpers.registry``),
     the training data as an input, and the model (scikit-learn flavour, skops format, pyfunc = predict_proba,
-    named-column signature, input example, pinned requirements). ``months`` records the training window.
+    named-column signature, input example, pinned requirements). ``months`` records the training window;
+    ``model_name``, the registered model the candidate is meant for, becomes the run's ``model_name`` tag, so
+    ``tags.model_name = '…'`` finds every candidate trained for that model.
     Returns the ``ModelInfo``; register it with ``helpers.registry.register``."""
     import mlflow
 
@@ -248,7 +250,7 @@ def log_candidate(model: Pipeline, candidate: Candidate, train: pd.DataFrame,
         mlflow.log_params({"kind": candidate.kind, **{k: v for k, v in candidate.params.items()},
                            "training_months": ",".join(str(m) for m in months), "scale": scale,
                            "late_minutes": LATE_MINUTES, "features": len(FEATURES)})
-        mlflow.set_tags({**registry.lineage_tags(DATASETS), "model_name": MODEL_NAME,
+        mlflow.set_tags({**registry.lineage_tags(DATASETS), "model_name": model_name,
                          "candidate": candidate.description or candidate.kind})
         log_dataset(train[FEATURES + [LABEL]], name="flights-train", targets=LABEL)
         if validation is not None:
@@ -292,7 +294,7 @@ def ensure_champion(spark: SparkSession, scale: str = "default", name: str = MOD
     train, validation = training_frames(spark, scale)
     model = train_candidate(REFERENCE, train)
     info = log_candidate(model, REFERENCE, train, validation,
-                         run_name="flight_delay reference (ensure_champion)", scale=scale)
+                         run_name=f"{name} reference (ensure_champion)", scale=scale, model_name=name)
     # the same description and tags as notebook 18 gives this model, so a chapter may print them either way
     version = registry.register(info, name, description=REFERENCE.description, tags={"algorithm": "LightGBM"})
     decision = registry.gate(name, version.version, validation, features=FEATURES, label=LABEL, log_run=False)

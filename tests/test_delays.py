@@ -107,8 +107,20 @@ def test_logged_model_takes_named_columns_and_returns_two_probabilities(
     assert type(native).__name__ == "Pipeline"
     run = mlflow.get_run(info.run_id)
     assert run.data.params["kind"] == "lightgbm" and "roc_auc" in run.data.metrics
+    assert run.data.tags["model_name"] == delays.MODEL_NAME
     key = "dataset.flights.sha256"
     assert run.data.tags[key] == registry.lineage_tags(["flights"])[key]
+
+
+def test_a_candidate_for_another_model_is_tagged_with_that_name(registry_store: str) -> None:  # noqa: F811
+    import mlflow
+
+    train, logistic = synthetic_flights(rows=300, seed=8), delays.Candidate("logistic")
+    name = "flight_delay_jobs"
+    info = delays.log_candidate(delays.train_candidate(logistic, train), logistic, train, model_name=name)
+    assert mlflow.get_run(info.run_id).data.tags["model_name"] == name
+    found = mlflow.search_runs(filter_string=f"tags.model_name = '{name}'")
+    assert found["run_id"].tolist() == [info.run_id]
 
 
 def test_ensure_champion_trains_and_registers_only_once(
