@@ -118,6 +118,33 @@ def spark_session(app_name: str = "curriculum", extra_config: Mapping[str, str] 
         return builder.getOrCreate()
 
 
+def task_slots(spark: SparkSession, wait_seconds: float = 60.0) -> int:
+    """How many tasks ``spark`` can run at once now: the cores of its executors (``local[N]``: N).
+
+    A barrier stage starts only when it can start all its tasks together, and waits for that forever; XGBoost's
+    ``SparkXGBClassifier`` trains in one, a task per ``num_workers``, so it must not ask for more than this. On a
+    shared standalone cluster an application gets only its share of the cores (``helpers.cluster``), and its
+    executors register a moment after the session starts: until the first one has, this waits (up to
+    ``wait_seconds``). Spark Connect does not expose the scheduler, so this needs a classic session."""
+    import time
+
+    from pyspark.sql.utils import is_remote
+
+    if is_remote():
+        raise RuntimeError("task_slots needs a classic Spark session: over Spark Connect the client cannot see the "
+                           "cluster's scheduler. Unset SPARK_REMOTE, or pass the number of task slots yourself.")
+    scheduler = spark.sparkContext._jsc.sc()
+    default_profile = scheduler.resourceProfileManager().defaultResourceProfile()
+    deadline = time.monotonic() + wait_seconds
+    while (slots := int(scheduler.maxNumConcurrentTasks(default_profile))) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if slots == 0:
+        raise RuntimeError(f"No executor of {spark.sparkContext.master} registered within {wait_seconds:.0f} s, so "
+                           "the session can run no task. Is a worker running, with free cores? The master's web UI "
+                           "lists its workers and the cores each application holds.")
+    return slots
+
+
 def log_path() -> Path:
     """The file that receives the Spark JVM's console output (its log and any Java warnings)."""
     return work_dir("logs") / "spark-driver.log"

@@ -8,6 +8,8 @@ Outputs are not compared here (they name the cluster); nbval compares them in lo
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -21,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Every Part on every mode: Part I, a Part II chapter (06) and two Part III chapters: 22 (monitoring: Spark
 #: aggregations, a registered model scored on the driver, MLflow runs) and 23 (a job whose task notebooks are
 #: Spark applications of their own, running while the notebook's application holds its executors — on a
-#: standalone master that gave every core to the first application, they waited forever).
+#: standalone master that gave every core to the first application, they waited forever). 08 trains XGBoost in a
+#: barrier stage, which waited forever for a second core once the master shared its cores (`task_slots`).
 #: `make test-cluster` runs them all.
-CLUSTER_NOTEBOOKS = ("00", "01", "02", "03", "04", "06", "22", "23")
+CLUSTER_NOTEBOOKS = ("00", "01", "02", "03", "04", "06", "08", "22", "23")
 
 
 def _selected() -> list[Path]:
@@ -58,7 +61,23 @@ def no_leftovers():
 
 def test_notebooks_run_on_a_standalone_cluster(tmp_path, monkeypatch, no_leftovers) -> None:
     with cluster.standalone_cluster(workers=1, cores_per_worker=2) as master:
+        # An application gets its share of the cores, and task_slots says so: a barrier stage asks for no more.
+        probe = "from helpers.spark import spark_session, task_slots; s = spark_session('slots'); print(task_slots(s))"
+        slots = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                               env={**os.environ, "SPARK_MASTER": master})
+        assert slots.stdout.strip() == str(cluster.default_cores(workers=1, cores_per_worker=2)), slots.stderr[-2000:]
         _run(_selected(), tmp_path, monkeypatch, SPARK_MASTER=master)
+
+
+def test_task_slots_says_when_no_executor_registers(no_leftovers) -> None:
+    with cluster.standalone_cluster(workers=0) as master:  # a master with no worker: no executor can start
+        probe = ("from helpers.spark import spark_session, task_slots; s = spark_session('no slots'); "
+                 "task_slots(s, wait_seconds=2)")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                              env={**os.environ, "SPARK_MASTER": master})
+    assert done.returncode != 0
+    assert f"No executor of {master} registered within 2 s" in done.stderr
+    assert "Is a worker running, with free cores?" in done.stderr
 
 
 def test_notebooks_run_over_spark_connect(tmp_path, monkeypatch, no_leftovers) -> None:

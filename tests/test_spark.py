@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -80,6 +81,14 @@ def test_session_start_prints_nothing_from_the_jvm(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "True"
     assert done.stderr.strip() == ""
+
+
+def test_task_slots_of_a_local_session_are_its_cores(spark) -> None:
+    from helpers.spark import spark_target, task_slots
+
+    if spark_target().kind != "local":
+        pytest.skip("the session under test is not local")
+    assert task_slots(spark) == (os.cpu_count() or 1)
 
 
 def test_checkpoint_dir_is_inside_the_work_dir() -> None:
