@@ -106,8 +106,10 @@ def model_udf(spark: SparkSession, model_uri: str) -> Callable[..., Column]:
     """A Spark UDF of the MLflow model at ``model_uri`` (``mlflow.pyfunc.spark_udf``): MLflow copies the model to
     the executors once and wraps its ``predict`` in a pandas UDF that returns ``array<double>`` (for a
     ``predict_proba`` model: [P(negative), P(positive)]), run in this Python environment (``env_manager="local"``).
-    Call it with **named** columns, so the model's signature matches them by name. Batch jobs and streams
-    score with this one UDF."""
+    Call it with **one struct** of the feature columns, ``udf(features_struct(FEATURES))``: the model then
+    receives a pandas frame with the struct's field names and its signature matches them **by name**. Separate
+    columns, ``udf(*FEATURES)``, reach the model unnamed and are matched to the signature **by position**, which
+    goes silently wrong the day the column order changes. Batch jobs and streams score with this one UDF."""
     import logging
 
     import mlflow
@@ -125,13 +127,20 @@ def model_udf(spark: SparkSession, model_uri: str) -> Callable[..., Column]:
             logger.setLevel(level)
 
 
-def score_with_spark_udf(spark: SparkSession, frame: DataFrame, model_uri: str,
-                         features: Sequence[str]) -> DataFrame:
-    """``frame`` with a ``SCORE`` column, P(positive), from ``model_udf`` given the ``features`` columns by name."""
+def features_struct(features: Sequence[str]) -> Column:
+    """The ``features`` columns as one struct, whose field names are the column names: the argument that makes a
+    ``model_udf`` match its input to the model's signature by name (see ``model_udf``)."""
     from pyspark.sql import functions as F
 
+    return F.struct(*[F.col(c) for c in features])
+
+
+def score_with_spark_udf(spark: SparkSession, frame: DataFrame, model_uri: str,
+                         features: Sequence[str]) -> DataFrame:
+    """``frame`` with a ``SCORE`` column, P(positive), from ``model_udf`` given the ``features`` columns by name
+    (one struct, ``features_struct``)."""
     udf = model_udf(spark, model_uri)
-    return frame.withColumn(SCORE, udf(*[F.col(c) for c in features])[1])
+    return frame.withColumn(SCORE, udf(features_struct(features))[1])
 
 
 def stamp(frame: DataFrame, model_name: str, model_version: str | int, scored_at: object) -> DataFrame:

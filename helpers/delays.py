@@ -18,7 +18,7 @@ Notebook 18 registers the model as ``flight_delay`` and promotes versions throug
     p_late = delays.delay_probability(model.predict(frame[delays.FEATURES]))   # frame: pandas rows
     udf = mlflow.pyfunc.spark_udf(spark, delays.CHAMPION_URI, result_type="array<double>",
                                   env_manager="local")
-    scored = flights.withColumn("p_late", udf(*delays.FEATURES)[1])      # [P(on time), P(late)] -> P(late)
+    scored = flights.withColumn("p_late", udf(F.struct(*delays.FEATURES))[1])   # by name; [P(on time), P(late)]
 
 The logged model is the scikit-learn flavour with ``pyfunc_predict_fn="predict_proba"``: its generic
 (pyfunc) ``predict`` returns two columns per flight, P(on time) and P(late), and
