@@ -12,9 +12,12 @@ into a landing folder, one file per day, with a few deliberately malformed lines
 - **aggregates**: the predictions sink read back as a stream, mean P(late) and flights per origin per hour
   of scheduled departure, with a watermark on the event time ``time_hour``.
 
-Each query has its own checkpoint and runs with ``trigger(availableNow=True)``: it processes what has landed
-and stops, so a notebook or a test is deterministic, and a restart from the checkpoints picks up only the
-files that arrived since. Everything lives in one folder (``StreamPaths``)::
+Each query has its own checkpoint. ``process_available`` runs them with ``trigger(availableNow=True)``: each
+processes what has landed and stops, so a notebook or a test is deterministic, and a restart from the
+checkpoints picks up only the files that arrived since. ``start_scoring`` runs the predictions and quarantine
+queries as a service does, until ``stop`` pulls them down mid-stream; the next ``process_available`` redoes the
+micro-batch that was cut off (``checkpoint_batches`` shows it) and writes every record exactly once. Read a sink
+back with ``sink_pandas``, through the sink's log. Everything lives in one folder (``StreamPaths``)::
 
     paths = streaming.StreamPaths.fresh(helpers.work_dir("streaming", "20-streaming-inference"))
     days = streaming.replay_days(helpers.load_pandas("flights", scale), month=7, days=range(1, 7))
@@ -22,6 +25,9 @@ files that arrived since. Everything lives in one folder (``StreamPaths``)::
     udf = streaming.model_udf(spark, delays.CHAMPION_URI)
     streaming.process_available(spark, paths, udf)     # the three queries, each until nothing is left
     streaming.counts(spark, paths)                     # rows in = good + quarantined, rows out, duplicates
+    running = streaming.start_scoring(spark, paths, udf, files_per_batch=1)   # running streams ...
+    streaming.wait_for_batches(running["predictions"], 1)
+    streaming.stop(running)                                                    # ... stopped mid-stream
 """
 
 from __future__ import annotations
@@ -29,19 +35,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from helpers.batch import features_struct
 from helpers.batch import model_udf as model_udf  # re-exported: a stream scores with the batch jobs' UDF
 from helpers.delays import FEATURES, delay_features
 from helpers.flights import FLIGHT_KEY, with_origin_weather
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
 
 #: The column where ``PERMISSIVE`` mode keeps a line that does not fit the schema (Auto Loader: ``_rescued_data``).
 CORRUPT = "_corrupt_record"
@@ -198,13 +206,20 @@ def land(frame: pd.DataFrame, folder: Path | str, name: str | None = None,
 # --------------------------------------------------------------------------------------------- the streams
 
 
-def read_landing(spark: SparkSession, folder: Path | str, stream: bool = True) -> DataFrame:
+def read_landing(spark: SparkSession, folder: Path | str, stream: bool = True,
+                 files_per_batch: int | None = None) -> DataFrame:
     """The landing folder's records with the explicit schema ``RECORD_SCHEMA`` in ``PERMISSIVE`` mode (no
     line is dropped: one that does not fit keeps its text in ``CORRUPT``), and each record's ``source_file``.
-    A stream by default; ``stream=False`` reads what is there now, as a batch (the same rules apply)."""
+    A stream by default, each micro-batch taking at most ``files_per_batch`` new files (``maxFilesPerTrigger``;
+    ``None``: every file that has landed); ``stream=False`` reads what is there now, as a batch (the same rules
+    apply)."""
     from pyspark.sql import functions as F
 
+    if files_per_batch is not None and (stream is False or files_per_batch < 1):
+        raise ValueError("files_per_batch is for a stream, and must be at least 1")
     reader = spark.readStream if stream else spark.read
+    if files_per_batch is not None:
+        reader = reader.option("maxFilesPerTrigger", files_per_batch)
     raw = (reader.schema(RECORD_SCHEMA).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
            .json(str(folder)))
     return raw.withColumn("source_file", F.col("_metadata.file_name"))
@@ -245,7 +260,7 @@ def predictions(spark: SparkSession, raw: DataFrame, model_udf: Callable[..., Co
     the label where the flight has arrived) with ``p_late``, P(late) from ``model_udf`` — a
     ``mlflow.pyfunc.spark_udf`` of the champion with ``result_type="array<double>"`` (P(on time), P(late))."""
     features = delay_features(with_origin_weather(spark, good_records(raw)))
-    return features.withColumn("p_late", model_udf(*FEATURES)[1])
+    return features.withColumn("p_late", model_udf(features_struct(FEATURES))[1])
 
 
 def hourly_aggregates(scored: DataFrame, watermark: str = WATERMARK) -> DataFrame:
@@ -263,31 +278,101 @@ def hourly_aggregates(scored: DataFrame, watermark: str = WATERMARK) -> DataFram
                     "share_late"))
 
 
+def _sources(spark: SparkSession, paths: StreamPaths, model_udf: Callable[..., Column], watermark: str = WATERMARK,
+             files_per_batch: int | None = None) -> dict[str, Callable[[], DataFrame]]:
+    """The streaming DataFrame of each query (``QUERIES``), made when called."""
+    raw = read_landing(spark, paths.landing, files_per_batch=files_per_batch)
+    scored = predictions(spark, raw, model_udf)
+    return {
+        "predictions": lambda: scored,
+        "quarantine": lambda: quarantined(raw),
+        # the aggregates read the predictions sink back as a stream (so each flight is scored once); made
+        # after the predictions query ran, because a file source needs its folder to exist
+        "aggregates": lambda: hourly_aggregates(
+            spark.readStream.schema(scored.schema).parquet(str(paths.predictions)), watermark),
+    }
+
+
+def _start(frame: DataFrame, paths: StreamPaths, name: str, available_now: bool) -> StreamingQuery:
+    """``frame`` appended to the Parquet sink of query ``name`` with its checkpoint; ``available_now``: process
+    what has landed and stop, else run until stopped (a new micro-batch as soon as the last one ended)."""
+    writer = (frame.writeStream.format("parquet").outputMode("append").queryName(f"{paths.root.name}-{name}")
+              .option("path", str(getattr(paths, name))).option("checkpointLocation", str(paths.checkpoint(name))))
+    return (writer.trigger(availableNow=True) if available_now else writer).start()
+
+
+def _report(query: StreamingQuery) -> dict[str, int]:
+    progress = query.recentProgress
+    return {"micro-batches": len(progress), "rows read": sum(int(p.numInputRows) for p in progress)}
+
+
 def process_available(spark: SparkSession, paths: StreamPaths, model_udf: Callable[..., Column],
                       watermark: str = WATERMARK) -> dict[str, dict[str, int]]:
     """Run the three queries (``QUERIES``) one after the other, each with ``trigger(availableNow=True)``:
     process every file that has landed since its checkpoint's last commit, append to its Parquet sink, stop.
     Returns, per query, how many micro-batches it ran and how many input rows it read in this call."""
-    raw = read_landing(spark, paths.landing)
-    scored = predictions(spark, raw, model_udf)
-    sources: dict[str, Callable[[], DataFrame]] = {
-        "predictions": lambda: scored,
-        "quarantine": lambda: quarantined(raw),
-        # the aggregates read the predictions sink back as a stream (so each flight is scored once); defined
-        # after the predictions query ran, because a file source needs its folder to exist
-        "aggregates": lambda: hourly_aggregates(
-            spark.readStream.schema(scored.schema).parquet(str(paths.predictions)), watermark),
-    }
     report: dict[str, dict[str, int]] = {}
-    for name, source in sources.items():
-        query = (source().writeStream.format("parquet").outputMode("append").queryName(f"{paths.root.name}-{name}")
-                 .option("path", str(getattr(paths, name))).option("checkpointLocation", str(paths.checkpoint(name)))
-                 .trigger(availableNow=True).start())
+    for name, source in _sources(spark, paths, model_udf, watermark).items():
+        query = _start(source(), paths, name, available_now=True)
         query.awaitTermination()
-        progress = query.recentProgress
-        report[name] = {"micro-batches": len(progress),
-                        "rows read": sum(int(p.numInputRows) for p in progress)}
+        report[name] = _report(query)
     return report
+
+
+def start_scoring(spark: SparkSession, paths: StreamPaths, model_udf: Callable[..., Column],
+                  files_per_batch: int = 1) -> dict[str, StreamingQuery]:
+    """Start the predictions and quarantine queries as **running** streams, as a service runs them: each
+    micro-batch takes at most ``files_per_batch`` new files, and the next one starts as soon as the last
+    ended, until ``stop`` is called. The aggregates query is left to ``process_available``."""
+    sources = _sources(spark, paths, model_udf, files_per_batch=files_per_batch)
+    return {name: _start(sources[name](), paths, name, available_now=False) for name in ("predictions", "quarantine")}
+
+
+def wait_for_batches(query: StreamingQuery, batches: int, timeout: float = 300.0) -> None:
+    """Block until ``query`` has finished ``batches`` micro-batches that read data. Raises ``RuntimeError`` with
+    the query's own error when it failed, and ``TimeoutError`` after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while sum(1 for p in query.recentProgress if int(p.numInputRows) > 0) < batches:
+        failure = query.exception()
+        if failure is not None:
+            raise RuntimeError(f"streaming query {query.name} failed: {failure}")
+        if not query.isActive:
+            raise RuntimeError(f"streaming query {query.name} stopped before {batches} micro-batch(es) with data")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"streaming query {query.name} did not finish {batches} micro-batch(es) with data "
+                               f"in {timeout:.0f} s; its last progress: {query.lastProgress}")
+        time.sleep(0.05)
+
+
+def stop(queries: Mapping[str, StreamingQuery]) -> dict[str, dict[str, int]]:
+    """Stop every query at once — a micro-batch still running is cut off, as when a cluster fails — and return,
+    per query, the micro-batches it finished and the rows they read (``process_available``'s report)."""
+    for query in queries.values():
+        query.stop()
+    return {name: _report(query) for name, query in queries.items()}
+
+
+def checkpoint_batches(paths: StreamPaths, query: str) -> dict[str, list[int]]:
+    """The micro-batches recorded in ``query``'s checkpoint: ``planned`` (an offsets file: which input the batch
+    reads, written before it runs) and ``committed`` (a commits file: the batch reached the sink). A batch planned
+    but not committed was cut off; a restart runs it again on the same input."""
+    folder = paths.checkpoint(query)
+
+    def ids(sub: str) -> list[int]:
+        return sorted(int(p.name) for p in (folder / sub).glob("*") if p.name.isdigit())
+
+    return {"planned": ids("offsets"), "committed": ids("commits")}
+
+
+def sink_pandas(spark: SparkSession, folder: Path | str, order_by: Sequence[str]) -> pd.DataFrame:
+    """A Parquet sink as a pandas frame sorted by ``order_by``, read **by Spark**: Spark reads only the files
+    listed in the sink's log (``_spark_metadata``), while a plain Parquet reader (``pd.read_parquet``) would also
+    count the files of a micro-batch that was cut off mid-write and redone after the restart."""
+    from helpers.tables import ordered_pandas
+
+    return ordered_pandas(spark.read.parquet(str(folder)), order_by)
 
 
 # --------------------------------------------------------------------------------------------- checks

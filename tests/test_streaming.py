@@ -12,6 +12,7 @@ import pytest
 
 from helpers import delays, streaming
 from helpers.datasets import load_pandas
+from helpers.flights import FLIGHT_KEY
 from tests.test_registry import registry_store, synthetic_flights  # noqa: F401  (a fixture, used by name)
 
 # MLflow's SQLite store triggers a SQLAlchemy deprecation notice on first use: about MLflow, not these tests.
@@ -78,3 +79,58 @@ def test_stop_and_restart_from_the_checkpoint_loses_and_repeats_nothing(
     third = streaming.process_available(spark, paths, udf)  # nothing new: nothing read, nothing written
     assert third["predictions"]["rows read"] == 0 and third["quarantine"]["rows read"] == 0
     assert streaming.counts(spark, paths) == counts
+
+
+@pytest.mark.parametrize("files_done_before_stop", [1, 2])
+def test_a_stream_stopped_mid_stream_restarts_with_nothing_lost_or_repeated(
+        spark, july: pd.DataFrame, tmp_path: Path, registry_store: str,  # noqa: F811
+        files_done_before_stop: int) -> None:
+    """Running queries (one file per micro-batch) are stopped while files are still waiting — the next
+    micro-batch is usually cut off mid-flight — and the restarted queries score every flight exactly once."""
+    model = delays.train_candidate(delays.Candidate("logistic", {"C": 1.0}), synthetic_flights(rows=300))
+    info = delays.log_candidate(model, delays.Candidate("logistic"), synthetic_flights(rows=300))
+    udf = streaming.model_udf(spark, info.model_uri)
+
+    paths = streaming.StreamPaths.fresh(tmp_path / "stream")
+    fifth = len(july) // 5
+    malformed = [{"bad JSON": 1}, {"wrong type": 1}, {}, {"missing field": 1}, {"bad JSON": 1, "wrong type": 1}]
+    landed = [streaming.land(july.iloc[i * fifth:(i + 1) * fifth], paths.landing, f"part-{i}.json", malformed[i])
+              for i in range(5)]
+    running = streaming.start_scoring(spark, paths, udf, files_per_batch=1)
+    streaming.wait_for_batches(running["predictions"], files_done_before_stop)
+    at_stop = streaming.stop(running)
+    assert not any(query.isActive for query in running.values())
+    scored_at_stop = spark.read.parquet(str(paths.predictions)).count()
+    good = sum(f.good for f in landed)
+    assert 0 < scored_at_stop < good  # stopped mid-stream: some flights scored, some files still waiting
+    assert at_stop["predictions"]["micro-batches"] >= files_done_before_stop
+
+    streaming.process_available(spark, paths, udf)  # restart from the checkpoints
+    counts = streaming.counts(spark, paths)
+    rows_in, bad = sum(f.rows for f in landed), sum(sum(m.values()) for m in malformed)
+    assert counts == {"rows in": rows_in, "good": rows_in - bad, "quarantined": bad,
+                      "rows out": rows_in - bad, "distinct flights": rows_in - bad}
+    state = streaming.checkpoint_batches(paths, "predictions")
+    assert state["planned"] == state["committed"]  # a batch cut off at the stop was redone, not skipped
+    reasons = streaming.sink_pandas(spark, paths.quarantine, ["source_file", "reason"])["reason"]
+    assert reasons.value_counts().to_dict() == {"bad JSON": 2, "wrong type": 2, "missing field": 1}
+    assert len(streaming.sink_pandas(spark, paths.predictions, list(FLIGHT_KEY))) == rows_in - bad
+
+
+def test_wait_for_batches_reports_a_failed_query(spark, tmp_path: Path) -> None:
+    """A running query that fails is reported with its own error, not waited on until the timeout."""
+    from pyspark.sql import functions as F
+
+    paths = streaming.StreamPaths.fresh(tmp_path / "stream")
+    streaming.land(load_pandas("flights").head(3), paths.landing, "part-0.json")
+    failing = (streaming.read_landing(spark, paths.landing)
+               .withColumn("boom", F.raise_error(F.lit("poisoned record"))))
+    query = (failing.writeStream.format("parquet").option("path", str(paths.predictions))
+             .option("checkpointLocation", str(paths.checkpoint("predictions"))).start())
+    try:
+        with pytest.raises(RuntimeError, match="poisoned record"):
+            streaming.wait_for_batches(query, 1, timeout=120)
+    finally:
+        query.stop()
+    with pytest.raises(ValueError, match="files_per_batch"):
+        streaming.read_landing(spark, paths.landing, stream=False, files_per_batch=1)
