@@ -428,3 +428,54 @@ def test_deployment_served(spark, champion_store, tmp_path) -> None:
     fails_with(lab.test_served(stopped, answer[:, 1]), "shape (5,)", "two probabilities")
     fails_with(lab.test_served(stopped, answer[:, ::-1]), "differs from the champion's")
     fails_with(lab.test_served("http://127.0.0.1:5100", answer), "should be the ModelServer")
+
+
+def test_deployment_stream(spark, champion_store, tmp_path) -> None:
+    import shutil
+
+    from helpers import batch, delays, streaming
+    from helpers.labs import deployment as lab
+
+    udf = streaming.model_udf(spark, batch.version_uri(delays.MODEL_NAME, champion_store.version))
+
+    def stream(name: str) -> streaming.StreamPaths:
+        return streaming.StreamPaths.fresh(tmp_path / name)
+
+    fails_with(lab.test_stream(str(tmp_path)), "should be STREAM")
+    empty = stream("empty")
+    fails_with(lab.test_stream(empty), "nothing has landed", "lab.land(STREAM, 1)")
+    right = stream("right")
+    lab.land(right, 1)
+    streaming.process_available(spark, right, udf)
+    fails_with(lab.test_stream(right), "2 of the 4 files", "lab.land(STREAM, 2)")
+    lab.land(right, 2)
+    fails_with(lab.test_stream(right), "were not scored", "run streaming.process_available again")
+    unrun = stream("unrun")
+    lab.land(unrun, 1)
+    lab.land(unrun, 2)
+    fails_with(lab.test_stream(unrun), "no commit log", "process_available")
+    twice = stream("twice")  # a day's file landed again under another name
+    lab.land(twice, 1)
+    lab.land(twice, 2)
+    shutil.copy(twice.landing / "flights-2013-07-01.json", twice.landing / "resent-2013-07-01.json")
+    streaming.process_available(spark, twice, udf)
+    fails_with(lab.test_stream(twice), "twice", "land each part once")
+
+    streaming.process_available(spark, right, udf)  # the restart
+    verdict = lab.test_stream(right)
+    assert verdict.passed and "no flight twice" in verdict.message, verdict
+    shutil.rmtree(twice.quarantine)
+    fails_with(lab.test_stream(twice), "quarantine sink has no commit log", "process_available")
+
+    other = batch.version_uri(delays.MODEL_NAME, champion_store.version)
+    wrong = stream("wrong")
+    lab.land(wrong, 1)
+    lab.land(wrong, 2)
+    from pyspark.sql import functions as F
+
+    def halved(*columns):  # a stand-in for another model: the champion's UDF, its probabilities halved
+        return F.transform(streaming.model_udf(spark, other)(*columns), lambda p: p / 2)
+    streaming.process_available(spark, wrong, halved)
+    fails_with(lab.test_stream(wrong), "differs from the champion's")
+    with pytest.raises(ValueError, match="part must be 1 or 2"):
+        lab.land(wrong, 3)

@@ -3,10 +3,12 @@ flight-delay champion.
 
 The lab's tasks: score the flights of July–August 2013 in a batch with ``mlflow.pyfunc.spark_udf``, write the
 scores, stamped with the model version that made them, to a Parquet table partitioned by month (a re-run
-replaces its months, never duplicates them), and ask a REST model server for predictions — a server started
-and stopped inside a ``with`` block. The checks score the same flights with the champion themselves.
+replaces its months, never duplicates them), score flights landing as JSON files with a checkpointed stream that
+is stopped and restarted (every good record scored once, every malformed one quarantined), and ask a REST model
+server for predictions — a server started and stopped inside a ``with`` block. The checks score the same
+flights with the champion themselves.
 
-The lab only READS the shared champion (``models:/flight_delay@champion``); its table lives under
+The lab only READS the shared champion (``models:/flight_delay@champion``); its table and stream live under
 ``<work>/labs/deployment``.
 """
 
@@ -22,10 +24,15 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
+    from helpers.streaming import StreamPaths
+
 #: The months the lab scores: the first two months after the champion's training window.
 MONTHS = (7, 8)
 #: How many flights the lab sends to the model server.
 REQUEST_ROWS = 5
+#: The stream's replay: the days of July 2013 that land, in two parts, and the records broken in each file.
+STREAM_PARTS = {1: (1, 2), 2: (3, 4)}
+STREAM_MALFORMED = {1: {"bad JSON": 1}, 2: {"wrong type": 1}, 3: {}, 4: {"missing field": 1}}
 
 _cache: dict[tuple[str, int], Any] = {}
 
@@ -57,6 +64,31 @@ def request_rows(spark: SparkSession, scale: str = "default") -> pd.DataFrame:
         flights = new_flights(spark, scale)
         _cache[key] = delays.to_pandas(flights.orderBy(*delays.FLIGHT_KEY).limit(REQUEST_ROWS))
     return _cache[key]
+
+
+def stream_paths() -> StreamPaths:
+    """A fresh folder for the lab's stream (landing folder, sinks, checkpoints): ``<work>/labs/deployment/stream``,
+    emptied — run the set-up again to start the stream over."""
+    from helpers import streaming
+    from helpers.paths import work_dir
+
+    return streaming.StreamPaths.fresh(work_dir("labs", "deployment") / "stream")
+
+
+def land(paths: StreamPaths, part: int, scale: str = "default") -> list[str]:
+    """Land part ``part`` (1 or 2) of the replay in ``paths.landing``: one JSON-lines file per day of
+    ``STREAM_PARTS[part]``, a few records broken on purpose (``STREAM_MALFORMED``). Returns the files' names."""
+    from helpers import streaming
+    from helpers.datasets import load_pandas
+
+    if part not in STREAM_PARTS:
+        raise ValueError(f"part must be 1 or 2, not {part!r}")
+    key = (f"replay-{scale}", 0)
+    if key not in _cache:
+        days = [day for part_days in STREAM_PARTS.values() for day in part_days]
+        _cache[key] = dict(zip(days, streaming.replay_days(load_pandas("flights", scale), 7, days), strict=True))
+    return [streaming.land(_cache[key][day], paths.landing, malformed=STREAM_MALFORMED[day]).file
+            for day in STREAM_PARTS[part]]
 
 
 def _champion_version() -> str:
@@ -156,6 +188,49 @@ def test_table(path: Any) -> str:
                                                f"them is version {_champion_version()}")
     _compare_scores(table, "the table")
     return f"{', '.join(partitions)}; {len(_expected(active_spark())):,} rows, each stamped with the champion's version"
+
+
+@check("Streaming: every landed record scored or quarantined once, across a restart")
+def test_stream(stream: Any) -> str:
+    """``stream``: the ``StreamPaths`` of the learner's stream, after both parts landed and the queries ran again
+    from their checkpoints — every good record in the predictions sink once with the champion's P(late), every
+    malformed one in the quarantine."""
+    from helpers import delays, streaming
+
+    require(isinstance(stream, streaming.StreamPaths), f"stream should be STREAM (the StreamPaths of set-up), not "
+                                                       f"{type(stream).__name__}")
+    landed = sorted(p.name for p in stream.landing.glob("*.json"))
+    expected_files = sum(len(days) for days in STREAM_PARTS.values())
+    require(landed, "nothing has landed: call lab.land(STREAM, 1) before the first run of the queries")
+    require((stream.predictions / "_spark_metadata").exists(),
+            "the predictions sink has no commit log: run the queries with streaming.process_available(spark, "
+            "STREAM, udf), which writes to STREAM's sinks with a checkpoint")
+    require((stream.quarantine / "_spark_metadata").exists(),
+            "the quarantine sink has no commit log: run all three queries with streaming.process_available — "
+            "the quarantine query is one of them")
+    spark = active_spark()
+    counts = streaming.counts(spark, stream)
+    bad = sum(sum(m.values()) for m in STREAM_MALFORMED.values())
+    require(counts["rows out"] > 0, "the predictions sink is empty: run streaming.process_available(spark, STREAM, "
+                                    "udf) after the files land")
+    require(counts["distinct flights"] == counts["rows out"],
+            f"{counts['rows out'] - counts['distinct flights']} flight(s) are in the predictions sink twice: the same "
+            "flights landed in more than one file (a file landed again under another name?) — start over with a "
+            "fresh STREAM (run the set-up cell again) and land each part once")
+    require(len(landed) >= expected_files, f"{len(landed)} of the {expected_files} files have landed: call "
+                                           "lab.land(STREAM, 2), then run the queries again")
+    require(counts["rows out"] == counts["good"],
+            f"{counts['good'] - counts['rows out']} good record(s) were not scored: part 2 landed after the queries "
+            "ran — run streaming.process_available again; it restarts from the checkpoints and reads only the new "
+            "files")
+    require(counts["quarantined"] == bad, f"the quarantine holds {counts['quarantined']} record(s); {bad} malformed "
+                                          "ones landed: run the queries again after the last file landed")
+    scored = streaming.sink_pandas(spark, stream.predictions, list(delays.FLIGHT_KEY))
+    gap = float((scored["p_late"] - _champion_scores(scored)).abs().max())
+    require(gap < 1e-6, f"p_late differs from the champion's P(late) by up to {gap:.4f}: make the UDF with "
+                        "streaming.model_udf(spark, MODEL_URI), the champion's version")
+    return (f"{counts['rows in']} records in = {counts['good']} scored + {counts['quarantined']} quarantined, "
+            "no flight twice")
 
 
 @check("Serving: predictions from a REST model server, stopped afterwards")
