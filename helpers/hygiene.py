@@ -6,7 +6,11 @@ A code cell fails when it stores an error (unless the cell is tagged ``raises-ex
 stream (JVM or library chatter, which a fresh run under nbval would not reproduce), or an absolute
 path of the machine it ran on, in its source or its outputs: the project root, a home folder
 (``/home/<user>/``, ``/Users/<user>/``, ``C:\\Users\\<user>\\``, ``/root/``) or a temporary folder.
-``helpers.display_path`` prints paths relative to the project for exactly this reason.
+``helpers.display_path`` prints paths relative to the project for exactly this reason. Any cell, markdown
+included, fails when its source or outputs hold something shaped like a credential (``CREDENTIAL``): a cloud or
+code-host token, a private key, an account key in a connection string, a password in a URL, or a literal
+assigned to a name such as ``password``, ``secret``, ``token`` or ``api_key``. Secrets come from the
+environment (notebook 24), never from a notebook.
 Exit status 0 when every notebook is clean, 1 otherwise, with one line per finding.
 """
 
@@ -23,6 +27,20 @@ from helpers.paths import project_root
 
 _MACHINE_PATH = re.compile(
     r"(?<![\w.])(?:/(?:root|home/[\w.-]+|Users/[\w.-]+|tmp/[\w.-]+|private/var)/|[A-Za-z]:\\Users\\)"
+)
+
+#: What a credential looks like: the shapes of well-known tokens, and a literal of 8+ characters assigned to a
+#: name that says "secret". A placeholder (``"…"``, ``"<your token>"``, ``os.environ[...]``) does not match.
+CREDENTIAL = re.compile(
+    r"dapi[0-9a-f]{32}"                                   # Azure Databricks personal access token
+    r"|AKIA[0-9A-Z]{16}"                                  # AWS access key id
+    r"|gh[pousr]_[0-9A-Za-z]{36}|github_pat_\w{22,}"      # GitHub tokens
+    r"|xox[baprs]-[0-9A-Za-z-]{10,}"                      # Slack tokens
+    r"|-----BEGIN (?:RSA |EC |OPENSSH |DSA )?PRIVATE KEY"  # private keys
+    r"|AccountKey=[A-Za-z0-9+/]{20,}"                     # Azure storage connection strings
+    r"|SharedAccessSignature=sig=|[?&]sig=[A-Za-z0-9%+/]{20,}"  # Azure shared access signatures
+    r"|\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:[^/\s:@'\"]{6,}@"   # a password in a URL (scheme://user:password@host)
+    r"|(?i:\b\w*(?:password|passwd|secret|token|api_?key|access_?key)\w*['\"]?\s*[:=]\s*['\"][^'\"\s<>…{}]{8,}['\"])"
 )
 
 
@@ -55,6 +73,10 @@ def check(path: Path, root: Path | None = None) -> list[str]:
         return [f"cannot be read as a notebook: {error}"]
     problems = []
     for index, cell in enumerate(notebook.get("cells", [])):
+        outputs = cell.get("outputs", []) if cell.get("cell_type") == "code" else []
+        texts = [_text(cell.get("source")), *(t for output in outputs for t in _output_texts(output))]
+        if any(CREDENTIAL.search(text) for text in texts):
+            problems.append(f"cell {index}: something shaped like a credential (read secrets from the environment)")
         if cell.get("cell_type") != "code":
             continue
         outputs = cell.get("outputs", [])

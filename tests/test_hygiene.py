@@ -80,3 +80,36 @@ def test_an_unreadable_file_fails(tmp_path: Path) -> None:
     path = tmp_path / "broken.ipynb"
     path.write_text("{not json")
     assert hygiene.check(path, root=tmp_path)[0].startswith("cannot be read as a notebook")
+
+
+def test_credentials_fail_in_code_outputs_and_markdown(tmp_path: Path) -> None:
+    shaped_like_credentials = [
+        'token = "dapi0123456789abcdef0123456789abcdef"',
+        "aws_access_key_id AKIAIOSFODNN7EXAMPLE",
+        "ghp_" + "a1B2" * 9,
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "DefaultEndpointsProtocol=https;AccountName=lake;AccountKey=Zm9vYmFyYmF6cXV4cXV1eA==;",
+        "MLFLOW_TRACKING_URI=https://alice:s3cretpass@mlflow.example.org",
+        'password = "hunter2hunter2"',
+        "MLFLOW_TRACKING_PASSWORD='correct-horse-battery'",
+        '{"api_key": "sk-live-1234567890"}',
+    ]
+    for text in shaped_like_credentials:
+        for cell in (new_code_cell(text), new_code_cell("print(x)", outputs=[_printed(text)]), new_markdown_cell(text)):
+            problems = hygiene.check(_write(tmp_path, cell), root=tmp_path)
+            assert problems == ["cell 1: something shaped like a credential (read secrets from the environment)"], text
+
+
+def test_names_of_secrets_and_placeholders_pass(tmp_path: Path) -> None:
+    harmless = [
+        'password = os.environ["MLFLOW_TRACKING_PASSWORD"]',
+        "KEY_NAME = \"CURRICULUM_PII_KEY\"",  # a name, not a value
+        'token = "…"',
+        'password = "<your password>"',
+        "print(governance.describe_secret(pii_key))  # set (43 characters)",
+        "http://127.0.0.1:5000/api/2.0/mlflow/experiments/get",
+        "tokens = governance.pseudonymise(frame, ['agent'], key)",
+    ]
+    for text in harmless:
+        cell = new_code_cell(text, outputs=[_printed(text)])
+        assert hygiene.check(_write(tmp_path, cell), root=tmp_path) == [], text
