@@ -85,6 +85,12 @@ def read_alerts(path: Path | None = None) -> pd.DataFrame:
     return _typed(pd.read_parquet(source))
 
 
+#: The rules that need the true outcomes and say the model got worse (notebook 22's ``auc_drop`` and
+#: ``calibration_gap``): what a retraining job acts on. Input drift alone (``psi``) is an early warning, not a
+#: reason to retrain — weather against a winter baseline drifts every summer month.
+QUALITY_RULES = ("auc_drop", "calibration_gap")
+
+
 def retraining_trigger(alerts: pd.DataFrame) -> tuple[bool, str]:
     """Whether any alert in ``alerts`` fired, and a one-line reason naming the windows, rules and subjects
     that fired (or saying why nothing should be retrained)."""
