@@ -337,6 +337,22 @@ def biplot(scores: np.ndarray, loadings: np.ndarray, feature_names: Sequence[str
     return fig
 
 
+def reconstruction_errors(X: np.ndarray, components: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Per row of ``X``: the squared distance between the row and its rebuild from ``components`` (one orthonormal
+    component per column, MLlib's ``PCAModel.pc`` or its first k columns) around ``mean``, the mean of the data the
+    components were fitted on.
+
+    As an **anomaly score** it needs no labels: a row like the data the components were fitted on is rebuilt well
+    (a small error); a row unlike it keeps much of itself outside the components (a large one)."""
+    X = np.asarray(X, dtype=float)
+    components = np.asarray(components, dtype=float)
+    if components.shape[0] != X.shape[1]:
+        raise ValueError(f"components has {components.shape[0]} rows but X has {X.shape[1]} columns.")
+    centred = X - np.asarray(mean, dtype=float)
+    rebuilt = centred @ components @ components.T
+    return np.sum((centred - rebuilt) ** 2, axis=1)
+
+
 def reconstruction_error(X: np.ndarray, components: np.ndarray, ks: Iterable[int],
                          mean: np.ndarray | None = None) -> np.ndarray:
     """Mean squared reconstruction error of the rows of ``X`` from their first k principal components,
@@ -344,20 +360,13 @@ def reconstruction_error(X: np.ndarray, components: np.ndarray, ks: Iterable[int
 
     ``components`` holds one orthonormal component per column (MLlib's ``PCAModel.pc``). The rows are
     centred on ``mean`` (their own column means by default), projected on the first k components and
-    mapped back; the error is the mean over rows of the squared distance to the original, so with all
-    components it is zero and with none it is the total variance.
+    mapped back; the error is the mean over rows of the squared distance to the original
+    (``reconstruction_errors``), so with all components it is zero and with none it is the total variance.
     """
     X = np.asarray(X, dtype=float)
-    components = np.asarray(components, dtype=float)
-    if components.shape[0] != X.shape[1]:
-        raise ValueError(f"components has {components.shape[0]} rows but X has {X.shape[1]} columns.")
-    centred = X - (X.mean(axis=0) if mean is None else np.asarray(mean, dtype=float))
-    errors = []
-    for k in ks:
-        basis = components[:, : int(k)]
-        rebuilt = centred @ basis @ basis.T
-        errors.append(float(np.mean(np.sum((centred - rebuilt) ** 2, axis=1))))
-    return np.asarray(errors)
+    centre = X.mean(axis=0) if mean is None else mean
+    return np.asarray([float(np.mean(reconstruction_errors(X, np.asarray(components, dtype=float)[:, : int(k)],
+                                                            centre))) for k in ks])
 
 
 def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, shape: tuple[int, int] = (8, 8),

@@ -37,6 +37,18 @@ def test_reconstruction_error_falls_to_zero_and_starts_at_the_total_variance() -
     assert errors[3] == pytest.approx(np.mean((centred @ vt[3]) ** 2))
 
 
+def test_reconstruction_errors_score_points_off_the_fitted_plane() -> None:
+    """Points on the plane of the components are rebuilt exactly; a point off it scores its squared distance."""
+    plane = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # the x-y plane of 3-D space
+    mean = np.array([0.0, 0.0, 2.0])  # ... through z = 2
+    X = np.array([[3.0, -1.0, 2.0], [0.5, 0.5, 2.0], [1.0, 1.0, 5.0], [0.0, 0.0, 0.0]])
+    scores = unsupervised.reconstruction_errors(X, plane, mean)
+    np.testing.assert_allclose(scores, [0.0, 0.0, 9.0, 4.0], atol=1e-12)
+    assert np.argmax(scores) == 2  # the point farthest from the plane is the most anomalous
+    with pytest.raises(ValueError, match="components has 3 rows"):
+        unsupervised.reconstruction_errors(np.zeros((2, 4)), plane, np.zeros(4))
+
+
 def test_reconstruction_error_checks_shapes() -> None:
     with pytest.raises(ValueError, match="components has 3 rows"):
         unsupervised.reconstruction_error(np.zeros((5, 4)), np.eye(3), ks=[1])
