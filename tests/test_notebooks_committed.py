@@ -56,6 +56,15 @@ def test_readme_map_lists_the_notebook(notebook) -> None:
     assert "available" in row, f"README's curriculum map does not list notebook {number} as available"
 
 
+def test_readme_map_gives_the_minutes_the_notebook_announces(notebook) -> None:
+    path, nb = notebook
+    announced = re.search(r"\*\*Time:\*\*\s*about (\d+) minutes", nb.cells[0].source)
+    assert announced, "the title cell must say how long the chapter takes: **Time:** about N minutes"
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| {path.name[:2]} |"))
+    assert f"| ~{announced.group(1)} |" in row, f"README's map and the notebook disagree on the minutes: {row}"
+
+
 @pytest.mark.skipif(not HYGIENE.exists(), reason="the shared hygiene tool sits beside the repository (../shared)")
 def test_hygiene_check_passes() -> None:
     done = subprocess.run([sys.executable, str(HYGIENE), "notebooks"], cwd=ROOT, capture_output=True, text=True)
