@@ -124,12 +124,25 @@ def fit_ets(y: pd.Series, period: int = PERIOD, damped: bool = False,
     parameters; ``"estimated"`` estimates the starting states too (level, slope, 12 seasonal terms),
     which is ten times slower or more, for nearly the same forecasts. ``y`` needs a frequency (see
     ``monthly_series``).
+
+    The likelihood is maximised on the **standardised** series, ``(y - mean) / sd``, and the parameters found
+    are mapped back to ``y``'s units (``to_original_units``): an additive ETS model fitted to a shifted and
+    rescaled series is the same model, shifted and rescaled. On raw values in the hundred thousands the
+    optimiser works on a badly scaled surface, and its end point then depends on the last bits of the
+    arithmetic — which differ between CPUs (measured here: the forecasts of one series moved by 0.4% between
+    two OpenBLAS kernels of the same machine); standardised, the fits agree to the printed digits. The
+    result is ``y``'s model (forecasts, intervals and ``mse`` in ``y``'s units), with the optimiser's
+    ``mle_retvals`` from the standardised fit.
     """
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
-    model = ETSModel(y, error="add", trend="add", damped_trend=damped, seasonal="add",
-                     seasonal_periods=period, initialization_method=initialization)
+    def model_of(series: pd.Series) -> ETSModel:
+        return ETSModel(series, error="add", trend="add", damped_trend=damped, seasonal="add",
+                        seasonal_periods=period, initialization_method=initialization)
+
+    centre, spread = float(y.mean()), float(y.std())
+    spread = spread if np.isfinite(spread) and spread > 0 else 1.0
     with warnings.catch_warnings():
         # Across hundreds of fits the optimiser occasionally stops at its iteration limit on a flat
         # likelihood (a slope of exactly 0, say). The fit is still usable and the flag is not lost:
@@ -137,7 +150,26 @@ def fit_ets(y: pd.Series, period: int = PERIOD, damped: bool = False,
         # column for the notebook to count.
         warnings.filterwarnings("ignore", message="Maximum Likelihood optimization failed to converge",
                                 category=ConvergenceWarning)
-        return model.fit(disp=False)
+        standardised = model_of((y - centre) / spread).fit(disp=False)
+    model = model_of(y)
+    results = model.smooth(to_original_units(dict(zip(model.param_names, standardised.params, strict=True)),
+                                             centre, spread))
+    results.mle_retvals = standardised.mle_retvals
+    return results
+
+
+def to_original_units(params: dict[str, float], centre: float, spread: float) -> np.ndarray:
+    """ETS parameters fitted to ``(y - centre) / spread`` as the parameters of the same model for ``y``: the
+    starting level is rescaled and shifted, the starting slope and seasonal terms rescaled, and the smoothing and
+    damping parameters (which have no unit) kept."""
+    def convert(name: str, value: float) -> float:
+        if name == "initial_level":
+            return value * spread + centre
+        if name.startswith(("initial_trend", "initial_seasonal")):
+            return value * spread
+        return value
+
+    return np.array([convert(name, value) for name, value in params.items()])
 
 
 def ets_forecast(y: pd.Series, horizon: int, level: float = 0.95, period: int = PERIOD,

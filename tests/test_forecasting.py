@@ -118,6 +118,30 @@ def test_ets_recovers_trend_and_seasonality_without_warnings() -> None:
     assert forecasting.mape(test, ets["mean"]) < forecasting.mape(test, naive) / 3
 
 
+@pytest.mark.parametrize("initialization", ["heuristic", "estimated"])
+def test_ets_is_fitted_in_standard_units_and_answers_in_the_series_units(initialization: str) -> None:
+    """An additive model of a shifted, rescaled series is the same model shifted and rescaled: fitting on the
+    standardised series (what keeps the optimiser's end point independent of the CPU) changes nothing else."""
+    y = synthetic(noise=5.0)[:84]
+    fit = forecasting.fit_ets(y, initialization=initialization)
+    big = forecasting.fit_ets(y * 1000 + 250_000, initialization=initialization)
+    np.testing.assert_allclose(big.forecast(12), fit.forecast(12) * 1000 + 250_000, rtol=1e-6)
+    np.testing.assert_allclose(np.sqrt(big.mse), np.sqrt(fit.mse) * 1000, rtol=1e-6)  # in the series' units
+    assert np.sqrt(fit.mse) == pytest.approx(5.0, rel=0.3)  # the residual sd is the noise's
+    names = fit.model.param_names
+    np.testing.assert_allclose(big.params[:3], fit.params[:3], atol=1e-6)  # smoothing parameters have no unit
+    assert fit.mle_retvals["converged"]
+    if initialization == "estimated":
+        assert big.params[names.index("initial_level")] == pytest.approx(
+            fit.params[names.index("initial_level")] * 1000 + 250_000, rel=1e-6)
+
+
+def test_to_original_units_shifts_only_the_level_and_rescales_the_states() -> None:
+    params = {"smoothing_level": 0.5, "initial_level": 1.0, "initial_trend": 0.1, "initial_seasonal.0": -2.0}
+    np.testing.assert_allclose(forecasting.to_original_units(params, centre=100.0, spread=10.0),
+                               [0.5, 110.0, 1.0, -20.0])
+
+
 def test_a_damped_trend_grows_less() -> None:
     train = synthetic()[:84]
     trended, _ = forecasting.ets_forecast(train, 24)
