@@ -33,8 +33,8 @@ refresh: $(STAMP) ## re-execute the notebooks and write them back (what is commi
 bench: $(STAMP) ## measure the performance claims side by side; report in .work/bench/report.md (~20 min)
 	$(PY) -m helpers.bench $(if $(SIZES),--sizes $(SIZES)) $(if $(SKIP_NOTEBOOKS),--skip-notebooks)
 
-test: $(STAMP) ## every test: helpers unit tests and nbval over notebooks/
-	$(PY) -m pytest tests notebooks $(NBVAL)
+test: $(STAMP) ## every test: helpers unit tests and nbval over notebooks/ (ends with the 25 slowest)
+	$(PY) -m pytest tests notebooks $(NBVAL) --durations=25
 
 test-unit: $(STAMP) ## the helpers' unit tests only
 	$(PY) -m pytest tests
