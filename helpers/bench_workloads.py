@@ -116,7 +116,8 @@ def session_workload(spark: Any) -> Callable[[], Any]:
 def measure_session(kind: str) -> dict[str, Any]:
     with _session(kind) as spark:
         return {"kind": kind, "seconds": median_seconds(session_workload(spark), repeats=5),
-                "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions"))}
+                "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions")),
+                "adaptive": spark.conf.get("spark.sql.adaptive.enabled") == "true"}
 
 
 def measure_arrow() -> dict[str, Any]:

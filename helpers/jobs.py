@@ -349,18 +349,26 @@ def _workspace_path(notebook: str | Path, root: str) -> str:
     return f"{root.rstrip('/')}/{Path(notebook).with_suffix('').as_posix()}"
 
 
+# What ``run_job`` injects into every task's notebook, as Databricks' dynamic value references: the job run's id,
+# the task's key and which attempt this is (1 on the first try, 2 on the first retry).
+DATABRICKS_RUN_CONTEXT = {"run_id": "{{job.run_id}}", "task": "{{task.name}}", "attempt": "{{task.execution_count}}"}
+
+
 def to_databricks(job: Job, root: str = "/Workspace/Users/someone@example.com/curriculum",
                   schedule: str | None = None) -> dict[str, Any]:
     """``job`` as a Databricks Jobs API 2.1 job definition (the body of ``POST /api/2.1/jobs/create``; the
     same mapping sits under ``resources.jobs.<name>`` in an Asset Bundle's YAML). Task notebooks are
-    referenced below ``root``; ``schedule`` (a Quartz cron expression) adds a schedule."""
+    referenced below ``root``; ``schedule`` (a Quartz cron expression) adds a schedule. Each task also receives
+    ``run_id``, ``task`` and ``attempt`` as dynamic value references (:data:`DATABRICKS_RUN_CONTEXT`), the
+    values ``run_job`` injects here."""
     tasks = []
     for task in job.tasks:
         entry: dict[str, Any] = {"task_key": task.key}
         if task.depends_on:
             entry["depends_on"] = [{"task_key": key} for key in task.depends_on]
         entry["notebook_task"] = {"notebook_path": _workspace_path(task.notebook, root),
-                                  "base_parameters": {k: str(v) for k, v in task.parameters.items()}}
+                                  "base_parameters": {**{k: str(v) for k, v in task.parameters.items()},
+                                                      **DATABRICKS_RUN_CONTEXT}}
         entry["max_retries"] = task.max_retries
         if task.min_retry_interval_seconds:
             entry["min_retry_interval_millis"] = int(task.min_retry_interval_seconds * 1000)
@@ -411,9 +419,10 @@ def to_airflow(job: Job, dag_id: str | None = None, folder: str = "/opt/airflow/
     ]
     for task in job.tasks:
         notebook = Path(task.notebook).as_posix()
-        own = {**dict(task.parameters), "task": task.key}
-        parameters = "{**JOB_PARAMETERS, " + ", ".join(f"{k!r}: {v!r}" for k, v in own.items()) + \
-            ", 'run_id': '{{ run_id }}', 'attempt': '{{ ti.try_number }}'}"
+        # the task's own parameters first: a job parameter of the same name wins, as in run_job and Databricks
+        own = "".join(f"{k!r}: {v!r}, " for k, v in task.parameters.items())
+        parameters = "{" + own + f"**JOB_PARAMETERS, 'task': {task.key!r}, " + \
+            "'run_id': '{{ run_id }}', 'attempt': '{{ ti.try_number }}'}"
         lines += [
             f"    {task.key} = PapermillOperator(",
             f"        task_id={task.key!r},",

@@ -89,6 +89,7 @@ def table(results: Sequence[Result]) -> str:
 
 
 def run(notebooks: Sequence[Path], output_dir: Path, scale: str, refresh: bool, timeout: int) -> list[Result]:
+    output_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for index, notebook in enumerate(notebooks, start=1):
         print(f"[{index}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)

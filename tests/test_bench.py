@@ -62,3 +62,12 @@ def test_result_files_stay_in_the_output_folder(tmp_path) -> None:
     assert path.parent == tmp_path
     assert path.name == "formats-rows-5000000-folder-data.json"
     assert result_file(tmp_path, "arrow").name == "arrow.json"
+
+
+def test_the_report_and_the_exit_status_name_the_notebooks_that_failed(tmp_path: Path) -> None:
+    from helpers.bench import failed_notebooks
+
+    results = {"notebooks": [{"notebook": "00-a.ipynb", "status": "ok", "seconds": 3.0},
+                             {"notebook": "01-b.ipynb", "status": "failed", "seconds": 0.1}]}
+    assert failed_notebooks(results) == ["01-b.ipynb"]
+    assert failed_notebooks({}) == []

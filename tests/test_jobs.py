@@ -131,7 +131,9 @@ def test_the_job_maps_to_databricks_and_airflow() -> None:
     definition = jobs.to_databricks(job, root="/Workspace/curriculum", schedule="0 0 6 * * ?")
     ingest, train = definition["tasks"]
     assert ingest["notebook_task"] == {"notebook_path": "/Workspace/curriculum/notebooks/jobs/ingest",
-                                       "base_parameters": {"months": "1-9"}}
+                                       "base_parameters": {"months": "1-9", "run_id": "{{job.run_id}}",
+                                                           "task": "{{task.name}}",
+                                                           "attempt": "{{task.execution_count}}"}}
     assert ingest["max_retries"] == 2 and ingest["timeout_seconds"] == 600
     assert train["depends_on"] == [{"task_key": "ingest"}]
     assert definition["parameters"] == [{"name": "scale", "default": "default"}]
@@ -139,3 +141,14 @@ def test_the_job_maps_to_databricks_and_airflow() -> None:
     dag = jobs.to_airflow(job)
     compile(dag, "dag.py", "exec")  # valid Python
     assert "ingest >> train" in dag and "retries=2" in dag and "execution_timeout=timedelta(seconds=600)" in dag
+
+
+def test_a_job_parameter_wins_over_a_task_parameter_of_the_same_name_in_every_form() -> None:
+    job = Job("retrain", [Task("ingest", "notebooks/jobs/ingest.ipynb", parameters={"months": "1-9", "own": "x"})],
+              parameters={"months": "1-12"})
+    databricks_task = jobs.to_databricks(job)["tasks"][0]["notebook_task"]["base_parameters"]
+    assert databricks_task["months"] == "1-9"  # Databricks pushes the job parameter down over it at run time
+    assert {"name": "months", "default": "1-12"} in jobs.to_databricks(job)["parameters"]
+    line = next(text for text in jobs.to_airflow(job).splitlines() if "parameters=" in text)
+    rendered = eval(line.split("parameters=", 1)[1].rstrip(","), {"JOB_PARAMETERS": {"months": "1-12"}})
+    assert rendered["months"] == "1-12" and rendered["own"] == "x" and rendered["task"] == "ingest"

@@ -66,3 +66,13 @@ def test_refresh_writes_back_executed_notebooks_without_run_metadata(tmp_path: P
 def test_refresh_refuses_full_scale() -> None:
     with pytest.raises(SystemExit):
         runner.main(["--refresh", "--scale", "full"])
+
+
+def test_run_creates_its_output_folder(tmp_path: Path) -> None:
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    _notebook(source / "01-good.ipynb", "print(6 * 7)")
+    results = runner.run(runner.discover(source), tmp_path / "not" / "there" / "yet", "default", refresh=False,
+                         timeout=120)
+    assert [r.status for r in results] == ["ok"], results
+    assert (tmp_path / "not" / "there" / "yet" / "01-good.ipynb").exists()
