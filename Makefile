@@ -30,7 +30,7 @@ run: $(STAMP) ## execute every notebook in order (SCALE=full for all rows); ends
 refresh: $(STAMP) ## re-execute the notebooks and write them back (what is committed)
 	$(PY) -m helpers.runner --refresh $(if $(ONLY),--only $(ONLY))
 
-bench: $(STAMP) ## measure the performance claims side by side; report in .work/bench/report.md (~20 min)
+bench: $(STAMP) ## measure the performance claims side by side; report in .work/bench/report.md (~40 min)
 	$(PY) -m helpers.bench $(if $(SIZES),--sizes $(SIZES)) $(if $(SKIP_NOTEBOOKS),--skip-notebooks)
 
 test: $(STAMP) ## every test: helpers unit tests and nbval over notebooks/ (ends with the 25 slowest)
