@@ -119,7 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("No notebooks matched.", file=sys.stderr)
         return 2
     output_dir = args.output_dir or work_dir("runs", datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{args.scale}")
-    output_dir.mkdir(parents=True, exist_ok=True)
     print(f"Executing {len(notebooks)} notebook(s) at scale '{args.scale}' into {display_path(output_dir)}/")
     results = run(notebooks, output_dir, args.scale, args.refresh, args.timeout)
     print()

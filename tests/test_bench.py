@@ -64,7 +64,7 @@ def test_result_files_stay_in_the_output_folder(tmp_path) -> None:
     assert result_file(tmp_path, "arrow").name == "arrow.json"
 
 
-def test_the_report_and_the_exit_status_name_the_notebooks_that_failed(tmp_path: Path) -> None:
+def test_failed_notebooks_names_those_that_did_not_run_through() -> None:
     from helpers.bench import failed_notebooks
 
     results = {"notebooks": [{"notebook": "00-a.ipynb", "status": "ok", "seconds": 3.0},
