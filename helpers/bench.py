@@ -105,6 +105,8 @@ def collect(out_dir: Path, sizes: Sequence[int], notebooks: bool, format_rows: i
     }
     print("Tuned vs default Spark session", flush=True)
     results["session"] = [_measure("session", out_dir, "--kind", kind) for kind in ("tuned", "default")]
+    print("A chapter's set-up with vs without the class-data archive", flush=True)
+    results["startup"] = _measure("startup", out_dir)
     print("Arrow vs no Arrow in toPandas", flush=True)
     results["arrow"] = _measure("arrow", out_dir)
     print("Parquet vs CSV", flush=True)
@@ -166,6 +168,20 @@ def failed_notebooks(results: dict[str, Any]) -> list[str]:
     return [r["notebook"] for r in results.get("notebooks", []) if r["status"] != "ok"]
 
 
+def _startup_rows(startup: dict[str, Any] | None) -> list[str]:
+    """The report's rows for a chapter's set-up without vs with the driver's class-data archive."""
+    if not startup or not startup.get("archive"):
+        return []
+    return [
+        f"| a chapter's `helpers.start(...)` without vs with the class-data archive (fresh process each, median of "
+        f"{startup['repeats']}) | {startup['without_start_s']:.2f} s | {startup['with_start_s']:.2f} s "
+        f"| {startup['without_start_s'] / startup['with_start_s']:.1f}x |",
+        f"| its first job (a pandas frame through Arrow, grouped, back) without vs with the archive "
+        f"| {startup['without_first_job_s']:.2f} s | {startup['with_first_job_s']:.2f} s "
+        f"| {startup['without_first_job_s'] / startup['with_first_job_s']:.1f}x |",
+    ]
+
+
 def report(results: dict[str, Any], out_dir: Path) -> Path:
     """Write ``report.md`` (and its figures) from ``results``; returns its path."""
     tuned, default = results["session"]
@@ -181,6 +197,7 @@ def report(results: dict[str, Any], out_dir: Path) -> Path:
         "| comparison | A | B | A / B |", "|---|---:|---:|---:|",
         f"| default `SparkSession` vs the helpers' tuned session (join + aggregate, all flights) "
         f"| {default['seconds']:.2f} s | {tuned['seconds']:.2f} s | {default['seconds'] / tuned['seconds']:.1f}x |",
+        *_startup_rows(results.get("startup")),
         f"| `toPandas` without vs with Arrow ({arrow['rows']:,} rows x {arrow['columns']} columns) "
         f"| {arrow['no_arrow_s']:.2f} s | {arrow['arrow_s']:.2f} s | {arrow['no_arrow_s'] / arrow['arrow_s']:.1f}x |",
         f"| CSV vs Parquet scan, same query ({formats['rows']:,} rows) "

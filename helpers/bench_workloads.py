@@ -284,9 +284,50 @@ def measure_formats(rows: int, folder: Path) -> dict[str, Any]:
             "raw_read_s": raw_s, "parquet_full_scan_s": full_scan_s}
 
 
+#: A chapter's first steps, timed in a process of their own: the set-up line, then a first small job through Arrow.
+_STARTUP_PROBE = """
+import time
+started = time.perf_counter()
+import helpers
+spark = helpers.start("bench-startup")
+ready = time.perf_counter()
+import pandas as pd
+spark.createDataFrame(pd.DataFrame({"a": range(10)})).groupBy("a").count().toPandas()
+print(ready - started, time.perf_counter() - ready)
+"""
+
+
+def measure_startup(repeats: int = 5) -> dict[str, Any]:
+    """A chapter's set-up with and without the driver's class-data archive (helpers.spark), each in a fresh process,
+    alternated so that both see the same machine; medians of ``repeats``."""
+    import subprocess
+
+    from helpers.java import ensure_java
+    from helpers.spark import CDS_ENV, class_data_archive
+
+    java = ensure_java()
+    if not class_data_archive(java.home, java.version).exists():
+        return {"archive": False}
+    timings: dict[str, list[tuple[float, float]]] = {"with": [], "without": []}
+    for _ in range(repeats):
+        for mode in ("without", "with"):
+            env = {k: v for k, v in os.environ.items() if k != CDS_ENV}
+            if mode == "without":
+                env[CDS_ENV] = "1"
+            done = subprocess.run([sys.executable, "-c", _STARTUP_PROBE], env=env, capture_output=True, text=True,
+                                  timeout=300, check=True)
+            start_s, first_job_s = map(float, done.stdout.split()[-2:])
+            timings[mode].append((start_s, first_job_s))
+    result: dict[str, Any] = {"archive": True, "repeats": repeats}
+    for mode, pairs in timings.items():
+        result[f"{mode}_start_s"] = statistics.median(p[0] for p in pairs)
+        result[f"{mode}_first_job_s"] = statistics.median(p[1] for p in pairs)
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.bench_workloads")
-    parser.add_argument("measurement", choices=("session", "arrow", "scaling", "formats"))
+    parser.add_argument("measurement", choices=("session", "startup", "arrow", "scaling", "formats"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--kind", choices=("tuned", "default"), default="tuned")
     parser.add_argument("--rows", type=int, default=100_000)
@@ -294,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.measurement == "session":
         result = measure_session(args.kind)
+    elif args.measurement == "startup":
+        result = measure_startup()
     elif args.measurement == "arrow":
         result = measure_arrow()
     elif args.measurement == "scaling":

@@ -57,6 +57,10 @@ class DatasetChecksumError(DatasetError):
     pass
 
 
+class ScaleError(DatasetError, ValueError):
+    """An unknown ``scale`` (a ``ValueError`` too): the message lists the valid ones."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -126,32 +130,44 @@ def dataset(name: str) -> Dataset:
     raise UnknownDatasetError(f"There is no dataset called {name!r}.{hint} Known datasets: {', '.join(sorted(known))}.")
 
 
+def _raw_entry(file: str) -> dict[str, Any]:
+    """The manifest's entry for landing-zone file ``file``; an unknown name gets the known ones listed."""
+    entries = manifest().get("raw", {})
+    if file in entries:
+        return entries[file]
+    close = difflib.get_close_matches(file, entries, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownDatasetError(
+        f"There is no raw file called {file!r}.{hint} Known raw files: {', '.join(sorted(entries))}."
+    )
+
+
 def raw_uri(file: str) -> str:
     """Where Spark should read landing-zone file ``file``: the shared copy under ``$CURRICULUM_DATA``
     when set (for clusters whose workers cannot see this disk), else the verified local file."""
     base = os.environ.get(DATA_URI_ENV)
     if base:
-        if file not in manifest().get("raw", {}):
-            raise UnknownDatasetError(f"There is no raw file called {file!r}.")
-        return f"{base.rstrip('/')}/{manifest()['raw'][file]['file']}"
+        return f"{base.rstrip('/')}/{_raw_entry(file)['file']}"
     return raw_path(file).as_posix()
 
 
 def raw_path(file: str) -> Path:
-    """A landing-zone file in ``datasets/raw`` (CSV/JSON for the ingestion chapter), checksum-verified."""
-    entries = manifest().get("raw", {})
-    if file not in entries:
-        raise UnknownDatasetError(
-            f"There is no raw file called {file!r}. Known raw files: {', '.join(sorted(entries))}."
-        )
-    path = datasets_dir() / entries[file]["file"]
-    if not path.exists():
-        raise DatasetMissingError(
-            f"datasets/{entries[file]['file']} is missing. {_FIX.format(file=entries[file]['file'])}"
-        )
-    if _sha256(path) != entries[file]["sha256"]:
+    """A landing-zone file in ``datasets/raw`` (CSV/JSON for the ingestion chapter), present and checksum-verified.
+
+    A missing file raises ``DatasetMissingError``; a file whose bytes differ from the committed ones (truncated,
+    edited, overwritten with garbage) raises ``DatasetChecksumError``. Both name the file and say how to restore it.
+    """
+    entry = _raw_entry(file)
+    relative = entry["file"]
+    path = datasets_dir() / relative
+    if not path.is_file():
+        raise DatasetMissingError(f"The raw landing file datasets/{relative} is missing. " + _FIX.format(file=relative))
+    if _sha256(path) != entry["sha256"]:
+        size = path.stat().st_size
+        found = "is empty (0 bytes)" if size == 0 else f"holds {size:,} bytes that are not the committed ones"
         raise DatasetChecksumError(
-            f"datasets/{entries[file]['file']} does not match its checksum. {_FIX.format(file=entries[file]['file'])}"
+            f"The raw landing file datasets/{relative} {found}: its checksum differs from the one in "
+            "datasets/manifest.json, so it was edited, truncated or damaged. " + _FIX.format(file=relative)
         )
     return path
 
@@ -219,13 +235,29 @@ def verify(name: str) -> Dataset:
     return entry
 
 
-def _check_scale(scale: str) -> None:
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(repr(s) for s in SCALES)}, not {scale!r}.")
+def scale_problem(scale: object) -> str | None:
+    """What is wrong with ``scale`` (the valid scales, and the closest one), or None when it is one of ``SCALES``."""
+    if isinstance(scale, str) and scale in SCALES:
+        return None
+    close = difflib.get_close_matches(scale, SCALES, n=1) if isinstance(scale, str) else []
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"scale must be one of {', '.join(repr(s) for s in SCALES)}, not {scale!r}.{hint}"
+
+
+def check_scale(scale: object) -> str:
+    """``scale`` when it is one of ``SCALES``; otherwise a ``ScaleError`` that lists the valid scales and says
+    where the scale is set."""
+    problem = scale_problem(scale)
+    if problem:
+        raise ScaleError(
+            f'{problem} A notebook\'s scale is set in its parameters cell (scale = "default"); to run every '
+            "notebook on all rows, use `make run SCALE=full` or `python -m helpers.runner --scale full`."
+        )
+    return str(scale)
 
 
 def _fraction(entry: Dataset, scale: str) -> float:
-    _check_scale(scale)
+    check_scale(scale)
     return 1.0 if scale == "full" else entry.default_fraction
 
 

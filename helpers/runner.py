@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from helpers.datasets import SCALES
+from helpers.datasets import SCALES, scale_problem
 from helpers.paths import display_path, notebooks_dir, work_dir
 
 CHAPTER = re.compile(r"^\d\d[a-z]?-.+\.ipynb$")
@@ -103,9 +103,23 @@ def run(notebooks: Sequence[Path], output_dir: Path, scale: str, refresh: bool, 
     return results
 
 
+def _scale(value: str) -> str:
+    """``--scale``'s type: an unknown scale is refused with the valid ones listed (and the closest suggested)."""
+    problem = scale_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.runner", description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=SCALES, default="default", help="dataset scale (default: %(default)s)")
+    parser.add_argument(
+        "--scale",
+        type=_scale,
+        default="default",
+        metavar="{" + ",".join(SCALES) + "}",
+        help="dataset scale (default: %(default)s)",
+    )
     parser.add_argument("--only", nargs="*", default=(), help="notebook numbers or name fragments to run")
     parser.add_argument("--refresh", action="store_true", help="write executed notebooks back into notebooks/")
     parser.add_argument("--folder", type=Path, default=None, help="folder of notebooks (default: notebooks/)")

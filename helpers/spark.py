@@ -106,16 +106,118 @@ def spark_session(app_name: str = "curriculum", extra_config: Mapping[str, str] 
         for key, value in (extra_config or {}).items():
             session.conf.set(key, value)
         return session
-    ensure_java()
+    java = ensure_java()
     if target.kind == "local":
         # Without it Spark warns that the hostname resolves to a loopback address.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    config = session_config(target, app_name)
+    config["spark.driver.extraJavaOptions"] += class_archive_options(java.home, java.version)
     builder = SparkSession.builder
-    for key, value in {**session_config(target, app_name), **(extra_config or {})}.items():
+    for key, value in {**config, **(extra_config or {})}.items():
         builder = builder.config(key, value)
     with _jvm_output_to(log_path()):
         return builder.getOrCreate()
+
+
+#: Set (to anything) to start the driver without the class-data archive, e.g. to measure what it saves.
+CDS_ENV = "CURRICULUM_NO_CLASS_ARCHIVE"
+
+
+def class_archive_options(java_home: Path, java_version: int, environ: Mapping[str, str] | None = None,
+                          folder: Path | None = None) -> str:
+    """The driver JVM options that map the class-data archive, or "" when there is none (or ``CDS_ENV`` is set).
+    ``-Xshare:auto``: a JVM that cannot use the archive (another Java build) starts without it."""
+    archive = class_data_archive(java_home, java_version, folder)
+    if archive.exists() and CDS_ENV not in (os.environ if environ is None else environ):
+        return f" -XX:SharedArchiveFile={archive} -Xshare:auto"
+    return ""
+
+
+def class_data_archive(java_home: Path, java_version: int, folder: Path | None = None) -> Path:
+    """Where the driver JVM's class-data archive for this environment and Java lives (it may not exist yet).
+
+    Starting Spark's driver loads about 10,000 classes from Spark's jars; Java's class-data sharing maps them from
+    an archive written once instead (`make env` writes it: ``python -m helpers.spark --archive-classes``). It
+    belongs to one Java runtime and one Spark installation, so it lives in the environment, named after both; a
+    JVM that finds it does not match simply starts without it."""
+    import hashlib
+
+    import pyspark
+
+    identity = f"{Path(java_home).resolve()}|{java_version}|{pyspark.__version__}|{Path(pyspark.__file__).parent}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return (folder or Path(sys.prefix) / "share" / "curriculum") / f"spark-driver-java{java_version}-{digest}.jsa"
+
+
+#: What the archiving run does, so the classes a chapter's first steps load are in the archive: DataFrames, Arrow
+#: both ways, a pandas UDF (the Python worker), Parquet, a shuffle, and an MLlib pipeline fitted and evaluated.
+_ARCHIVE_WORKLOAD = """
+import pandas as pd
+from pyspark.ml import Pipeline
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.evaluation import BinaryClassificationEvaluator
+from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
+from pyspark.sql import functions as F
+from pyspark.sql.functions import pandas_udf
+
+from helpers.paths import work_dir
+from helpers.spark import spark_session
+
+spark = spark_session("class-data-archive", EXTRA_CONFIG)
+frame = spark.createDataFrame(pd.DataFrame({"x": [float(i % 17) for i in range(400)],
+                                            "g": [("a", "b", "c")[i % 3] for i in range(400)]}))
+frame = frame.withColumn("label", (F.col("x") > 8).cast("double"))
+doubled = pandas_udf(lambda s: s * 2, "double")
+frame.select(doubled("x").alias("y"), "g").groupBy("g").agg(F.avg("y")).toPandas()
+path = str(work_dir("class-data-archive") / "probe.parquet")
+frame.write.mode("overwrite").parquet(path)
+frame = spark.read.parquet(path).join(frame.select("g").distinct(), "g").cache()
+model = Pipeline(stages=[StringIndexer(inputCol="g", outputCol="gi"), OneHotEncoder(inputCol="gi", outputCol="go"),
+                         VectorAssembler(inputCols=["x", "go"], outputCol="features"),
+                         LogisticRegression(maxIter=5)]).fit(frame)
+BinaryClassificationEvaluator().evaluate(model.transform(frame))
+spark.sql("SELECT g, count(*) FROM VALUES ('a'), ('b') AS t(g) GROUP BY g").collect()
+spark.stop()
+from pyspark import SparkContext  # the JVM writes the archive as it exits: end it and wait for that
+jvm = SparkContext._gateway.proc
+SparkContext._gateway.shutdown()
+jvm.stdin.close()
+jvm.wait()
+"""
+
+
+def archive_classes(timeout_s: int = 600, workload: str | None = None) -> Path | None:
+    """Write the class-data archive for this environment and Java (see ``class_data_archive``); returns its path,
+    or None with one line saying why when this Java cannot write one (Spark then starts as it always did)."""
+    import subprocess
+
+    java = ensure_java()
+    archive = class_data_archive(java.home, java.version)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_name(f"{archive.stem}.{os.getpid()}.partial")
+    log_config = f"-Dlog4j2.configurationFile={files('helpers').joinpath('log4j2.properties')}"
+
+    def run(java_options: str) -> subprocess.CompletedProcess:
+        code = f"EXTRA_CONFIG = {{'spark.driver.extraJavaOptions': {java_options!r}}}\n{workload or _ARCHIVE_WORKLOAD}"
+        return subprocess.run([sys.executable, "-c", code], env={**os.environ, CDS_ENV: "1"}, capture_output=True,
+                              text=True, timeout=timeout_s)
+
+    try:
+        done = run(f"{log_config} -XX:ArchiveClassesAtExit={partial}")
+        # -Xshare:on makes a JVM that cannot map the archive (another classpath, another Java) fail to start.
+        usable = done.returncode == 0 and partial.exists() and (
+            done := run(f"{log_config} -XX:SharedArchiveFile={partial} -Xshare:on")).returncode == 0
+    except subprocess.TimeoutExpired:
+        usable, done = False, None
+    if not usable:
+        partial.unlink(missing_ok=True)
+        reason = (done.stderr.strip().splitlines() or ["no archive written"])[-1] if done else "timed out"
+        print(f"No class-data archive for Java {java.version} ({reason}); Spark starts without one, a few seconds "
+              "slower.", file=sys.stderr)
+        return None
+    partial.replace(archive)
+    return archive
 
 
 def task_slots(spark: SparkSession, wait_seconds: float = 60.0) -> int:
@@ -190,3 +292,20 @@ def ui_url(session: SparkSession) -> str | None:
 def checkpoint_dir(name: str) -> str:
     """A checkpoint folder for one streaming query or one iterative job, inside ``.work/``."""
     return str(work_dir("checkpoints", name))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.spark", description="Spark session plumbing.")
+    parser.add_argument("--archive-classes", action="store_true",
+                        help="write the driver's class-data archive for this environment and Java (make env does)")
+    if parser.parse_args().archive_classes:
+        try:
+            written = archive_classes()
+        except Exception as error:  # the archive only saves seconds: never let it stop `make env`
+            written = None
+            print(f"No class-data archive ({type(error).__name__}: {error}); Spark starts without one.",
+                  file=sys.stderr)
+        if written:
+            print(f"Class-data archive for Spark's driver: {written} ({written.stat().st_size / 2**20:.0f} MiB)")

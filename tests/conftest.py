@@ -26,6 +26,30 @@ def spark() -> Iterator:
     session = spark_session("tests")
     yield session
     session.stop()
+    stop_gateway_jvm()
+
+
+def stop_gateway_jvm() -> None:
+    """End this process's Spark JVM now rather than when Python exits (``stop()`` leaves it running), so the
+    leftover check at the end of the run finds no process of this run's, the test process's own included."""
+    import atexit
+
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    flaml_spark = sys.modules.get("flaml.automl.spark")
+    if flaml_spark is not None:  # FLAML restores a Spark setting at exit through the JVM: do it while there is one
+        atexit.unregister(flaml_spark.restore_spark_ansi_mode)
+        flaml_spark.restore_spark_ansi_mode(flaml_spark.spark, flaml_spark.ansi_conf, flaml_spark.adjusted)
+    process = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    if process is not None:
+        process.stdin.close()  # the JVM exits when its standard input closes (PythonGatewayServer)
+        process.wait(timeout=60)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
 
 
 @pytest.fixture
@@ -88,37 +112,48 @@ _RUN_ID = f"pytest-{os.getpid()}-{time.time_ns()}"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Mark this run: every server it starts (directly, or from a notebook's kernel) inherits the mark, so the
-    check below judges only this run's servers, not another session's on a shared machine."""
+    """Mark this run: every process it starts (servers, notebook kernels, Spark JVMs and their Python workers, job
+    task kernels, TorchDistributor workers...) inherits the mark, so the check below judges this run's processes
+    and not another session's on a shared machine."""
     from helpers.processes import OWNER
 
     os.environ[OWNER] = _RUN_ID
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if any server this run started (Spark cluster, Connect, MLflow, model server) is still
-    running once every test and notebook has finished, then stop it so the machine is left clean."""
+    """Fail the run if any process it started — a server, a kernel, a JVM, a worker — is still running once every
+    test and notebook has finished, then stop it so the machine is left clean."""
+    report_leftovers(session, _RUN_ID)
+
+
+def report_leftovers(session: pytest.Session, owner: str, grace_s: float = 15.0) -> list:
+    """The leftover check itself (a test gives it a deliberately leaked process): what ``owner`` started and left
+    running, reported in red, stopped, and the run marked failed."""
     from helpers.cluster import running_servers
-    from helpers.processes import leftovers, stop_group
+    from helpers.processes import leftovers, stop_group, stop_tree
 
     deliberate = [server.pid for server in running_servers()]  # `make cluster-up` on a developer's machine
 
     def left_behind() -> list:
-        return leftovers(exclude=deliberate, owner=_RUN_ID)
+        return leftovers(exclude=deliberate, owner=owner, everything=True)
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + grace_s
     left = left_behind()
-    while left and time.monotonic() < deadline:  # a server stopped by the last test may still be exiting
+    while left and time.monotonic() < deadline:  # a kernel or server stopped by the last test may still be exiting
         time.sleep(0.5)
         left = left_behind()
     if not left:
-        return
+        return []
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     lines = [f"  pid {p.pid} ({p.name}): {p.command}" for p in left]
-    message = "Servers left running after the tests (each must be stopped by the code that started it):\n"
+    message = "Processes left running after the tests (each must be stopped by the code that started it):\n"
     if reporter is not None:
         reporter.write_line("")
         reporter.write_line(message + "\n".join(lines), red=True)
     for process in left:
-        stop_group(process.pid, grace_s=5)
+        if process.tagged:
+            stop_group(process.pid, grace_s=5)
+        else:
+            stop_tree(process.pid, grace_s=5)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return left

@@ -71,3 +71,14 @@ def test_failed_notebooks_names_those_that_did_not_run_through() -> None:
                              {"notebook": "01-b.ipynb", "status": "failed", "seconds": 0.1}]}
     assert failed_notebooks(results) == ["01-b.ipynb"]
     assert failed_notebooks({}) == []
+
+
+def test_startup_rows_compare_without_and_with_the_archive() -> None:
+    from helpers.bench import _startup_rows
+
+    rows = _startup_rows({"archive": True, "repeats": 5, "without_start_s": 6.0, "with_start_s": 4.0,
+                          "without_first_job_s": 3.0, "with_first_job_s": 1.5})
+    assert len(rows) == 2
+    assert "| 6.00 s | 4.00 s | 1.5x |" in rows[0] and "median of 5" in rows[0]
+    assert "| 3.00 s | 1.50 s | 2.0x |" in rows[1]
+    assert _startup_rows({"archive": False}) == [] and _startup_rows(None) == []

@@ -97,9 +97,19 @@ def test_missing_manifest_is_a_dataset_error(tmp_path: Path, monkeypatch: pytest
         datasets.catalog()
 
 
-def test_wrong_scale_is_refused(fake_root: Path) -> None:
-    with pytest.raises(ValueError, match="scale must be one of 'default', 'full', not 'small'"):
-        datasets.load_pandas("trips", scale="small")
+@pytest.mark.parametrize("loader", ["load_pandas", "load"])
+def test_unknown_scale_lists_the_valid_ones(fake_root: Path, loader: str) -> None:
+    """A typo in the parameters cell (or in papermill's -p scale) is refused before any data is read."""
+    load = datasets.load_pandas if loader == "load_pandas" else lambda name, scale: datasets.load(name, None, scale)
+    with pytest.raises(datasets.ScaleError) as caught:
+        load("trips", scale="fulll")
+    message = str(caught.value)
+    assert message.startswith("scale must be one of 'default', 'full', not 'fulll'. Did you mean 'full'?")
+    assert 'parameters cell (scale = "default")' in message
+    assert "make run SCALE=full" in message
+    assert isinstance(caught.value, ValueError)  # what callers caught before ScaleError existed
+    with pytest.raises(datasets.ScaleError, match=r"not 'small'\. A notebook's scale"):  # nothing close: no guess
+        load("trips", scale="small")
 
 
 def test_pandas_default_scale_is_a_deterministic_sample(fake_root: Path) -> None:
@@ -142,3 +152,60 @@ def test_raw_landing_files_are_verified(monkeypatch: pytest.MonkeyPatch) -> None
     assert datasets.raw_path("airlines.csv").read_text().splitlines()[0].lower().startswith("carrier")
     with pytest.raises(datasets.UnknownDatasetError, match="no raw file called 'nope.csv'"):
         datasets.raw_path("nope.csv")
+    with pytest.raises(datasets.UnknownDatasetError, match=r"'planes.cvs'\. Did you mean 'planes.csv'"):
+        datasets.raw_path("planes.cvs")
+
+
+_LANDING = b"carrier,name\n9E,Endeavor Air Inc.\nAA,American Airlines Inc.\n"
+
+
+@pytest.fixture
+def landing_root(fake_root: Path) -> Path:
+    """``fake_root`` with one raw landing file, ``datasets/raw/carriers.csv``, listed in the manifest."""
+    (fake_root / "datasets" / "raw").mkdir()
+    (fake_root / "datasets" / "raw" / "carriers.csv").write_bytes(_LANDING)
+    manifest_path = fake_root / "datasets" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["raw"]["carriers.csv"] = {
+        "file": "raw/carriers.csv",
+        "format": "csv",
+        "rows": 2,
+        "sha256": hashlib.sha256(_LANDING).hexdigest(),
+    }
+    manifest_path.write_text(json.dumps(manifest))
+    return fake_root
+
+
+@pytest.mark.parametrize("read", [datasets.raw_path, datasets.raw_uri], ids=["raw_path", "raw_uri"])
+def test_missing_raw_landing_file_names_it_and_says_how_to_restore_it(landing_root: Path, read) -> None:
+    assert str(read("carriers.csv")).endswith("datasets/raw/carriers.csv")  # present and intact: it is found
+    (landing_root / "datasets" / "raw" / "carriers.csv").unlink()
+    with pytest.raises(datasets.DatasetMissingError) as caught:
+        read("carriers.csv")
+    assert str(caught.value) == (
+        "The raw landing file datasets/raw/carriers.csv is missing. Restore the committed file with "
+        "`git checkout -- datasets/raw/carriers.csv`, or rebuild every dataset with `make datasets`."
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "found"),
+    [
+        (lambda data: data[: len(data) // 2], "holds 30 bytes that are not the committed ones"),
+        (lambda data: bytes(255 - b for b in data), "holds 60 bytes that are not the committed ones"),
+        (lambda data: data.replace(b"9E", b"XX"), "holds 60 bytes that are not the committed ones"),
+        (lambda data: b"", "is empty (0 bytes)"),
+    ],
+    ids=["truncated", "garbage", "edited", "empty"],
+)
+def test_corrupt_raw_landing_file_names_it_and_says_how_to_restore_it(landing_root: Path, damage, found: str) -> None:
+    path = landing_root / "datasets" / "raw" / "carriers.csv"
+    path.write_bytes(damage(_LANDING))
+    for read in (datasets.raw_path, datasets.raw_uri):  # raw_uri is what notebook 01 hands to spark.read
+        with pytest.raises(datasets.DatasetChecksumError) as caught:
+            read("carriers.csv")
+        assert str(caught.value) == (
+            f"The raw landing file datasets/raw/carriers.csv {found}: its checksum differs from the one in "
+            "datasets/manifest.json, so it was edited, truncated or damaged. Restore the committed file with "
+            "`git checkout -- datasets/raw/carriers.csv`, or rebuild every dataset with `make datasets`."
+        )

@@ -3,7 +3,8 @@
 Three parts: the framework (helpers/labs/__init__.py); each lab module's checks, fed a correct answer (passes)
 and the typical wrong answers (fail with the specific feedback); and the structure of the committed notebooks
 (a lab and its solution differ only in their TODO cells, every check fails in the lab and passes in the
-solution — nbval re-executes both, so these committed outputs are proven live).
+solution, and every other cell shows the same output in both). nbval executes each solution
+(notebooks/labs/conftest.py says why not the unsolved lab as well), so the outputs the two share are proven live.
 """
 
 from __future__ import annotations
@@ -185,6 +186,26 @@ def test_structure_every_check_fails_in_the_lab_and_passes_in_the_solution(pair)
         assert solved.startswith(PASS), f"cell {index} of the solution should show ✅, shows {solved[:200]!r}"
     assert _text(lab.cells[-1]).strip().endswith("(the solution is in notebooks/labs/solutions/ if you are stuck).")
     assert _text(solution.cells[-1]).strip().endswith("checks pass: lab complete.")
+
+
+def test_structure_the_lab_shows_the_outputs_its_solution_proves(pair) -> None:
+    """Outside its TODO cells, its checks and its closing summary, the unsolved lab shows what the solution (executed
+    by nbval) shows, up to what nbval itself ignores (run ids, ports, durations)."""
+    import configparser
+
+    rules = configparser.ConfigParser()
+    rules.read(ROOT / "tests" / "nbval_sanitize.cfg")
+
+    def sanitized(cell: nbformat.NotebookNode) -> str:
+        text = _text(cell)
+        for section in rules.sections():
+            text = re.sub(rules[section]["regex"], rules[section]["replace"], text)
+        return text
+
+    _, lab, solution = pair
+    for index, (a, b) in enumerate(zip(lab.cells[:-1], solution.cells[:-1], strict=True)):
+        if a.cell_type == "code" and not {"todo", "check"} & set(_tags(a)):
+            assert sanitized(a) == sanitized(b), f"cell {index}: the lab's output differs from its solution's"
 
 
 def test_structure_every_check_of_the_module_is_called_by_its_lab(pair) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import nbformat
@@ -65,7 +67,57 @@ def test_readme_map_gives_the_minutes_the_notebook_announces(notebook) -> None:
     assert f"| ~{announced.group(1)} |" in row, f"README's map and the notebook disagree on the minutes: {row}"
 
 
-@pytest.mark.skipif(not HYGIENE.exists(), reason="the shared hygiene tool sits beside the repository (../shared)")
+def _in_ci(environ: Mapping[str, str]) -> bool:
+    """CI services set ``CI`` (GitHub Actions, GitLab and others set ``CI=true``)."""
+    return environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def hygiene_tool(path: Path = HYGIENE, environ: Mapping[str, str] = os.environ) -> Path:
+    """The shared hygiene tool at ``path``. When it is missing, the check skips on a developer's machine (the tool
+    sits beside the repository, not in it) but fails in CI, where a silent skip would let the check lapse unseen."""
+    if path.exists():
+        return path
+    if _in_ci(environ):
+        pytest.fail(
+            f"The notebook hygiene check cannot run: {path} is missing, and with CI={environ['CI']} it must not be "
+            "skipped. Check out the course's shared folder beside this repository in the CI job (the tool is "
+            "../shared/tools/check_notebooks.py from the repository root).",
+            pytrace=False,
+        )
+    pytest.skip(f"the shared hygiene tool is not at {path}; it sits beside the repository, in ../shared/tools")
+
+
 def test_hygiene_check_passes() -> None:
-    done = subprocess.run([sys.executable, str(HYGIENE), "notebooks"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(hygiene_tool()), "notebooks"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+@pytest.mark.parametrize("ci", ["true", "True", "1"])
+def test_a_missing_hygiene_tool_fails_in_ci(tmp_path: Path, ci: str) -> None:
+    missing = tmp_path / "shared" / "tools" / "check_notebooks.py"
+    with pytest.raises(BaseException) as caught:  # pytest's skip and fail are BaseExceptions: catch either
+        hygiene_tool(missing, {"CI": ci})
+    assert caught.type is pytest.fail.Exception, f"not a failure but {caught.type.__name__}: {caught.value}"
+    assert str(caught.value) == (
+        f"The notebook hygiene check cannot run: {missing} is missing, and with CI={ci} it must not be skipped. "
+        "Check out the course's shared folder beside this repository in the CI job (the tool is "
+        "../shared/tools/check_notebooks.py from the repository root)."
+    )
+
+
+@pytest.mark.parametrize("environ", [{}, {"CI": "false"}, {"CI": ""}], ids=["no CI", "CI=false", "CI empty"])
+def test_a_missing_hygiene_tool_skips_with_the_reason_elsewhere(tmp_path: Path, environ: dict[str, str]) -> None:
+    missing = tmp_path / "shared" / "tools" / "check_notebooks.py"
+    with pytest.raises(BaseException) as caught:
+        hygiene_tool(missing, environ)
+    assert caught.type is pytest.skip.Exception, f"not a skip but {caught.type.__name__}: {caught.value}"
+    assert str(caught.value) == (
+        f"the shared hygiene tool is not at {missing}; it sits beside the repository, in ../shared/tools"
+    )
+
+
+def test_a_present_hygiene_tool_is_used_in_and_out_of_ci(tmp_path: Path) -> None:
+    present = tmp_path / "check_notebooks.py"
+    present.write_text("")
+    assert hygiene_tool(present, {"CI": "true"}) == present
+    assert hygiene_tool(present, {}) == present

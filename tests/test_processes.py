@@ -87,3 +87,51 @@ def test_port_open_sees_a_listener() -> None:
         port = listener.getsockname()[1]
         assert processes.port_open(port)
     assert not processes.port_open(port)
+
+
+class _Session:
+    """What the leftover check reads of a pytest session: its plugins (no terminal here) and its exit status."""
+
+    class config:  # noqa: N801 - mimics pytest's attribute
+        class pluginmanager:  # noqa: N801
+            @staticmethod
+            def get_plugin(name: str) -> None:
+                return None
+
+    exitstatus = 0
+
+
+def test_the_run_reports_and_stops_any_process_it_left_running_tagged_or_not() -> None:
+    """A deliberately leaked kernel-like process (untagged, with a child of its own, as a kernel has its JVM) fails
+    the run, is named, and is stopped; a process of another owner is left alone."""
+    import os
+    import subprocess
+
+    from tests.conftest import report_leftovers
+
+    owner = f"leak-test-{os.getpid()}"
+    leaked = subprocess.Popen([sys.executable, "-c", PARENT_WITH_CHILD],
+                              env={**os.environ, processes.OWNER: owner})
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                 env={**os.environ, processes.OWNER: f"{owner}-other"})
+    try:
+        deadline = time.monotonic() + 20
+        while len(processes.leftovers(owner=owner, everything=True)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        session = _Session()
+        left = report_leftovers(session, owner, grace_s=1)
+        assert {p.pid for p in left} >= {leaked.pid} and len(left) == 2, left
+        assert all(not p.tagged and p.name.startswith("python") for p in left)
+        assert session.exitstatus == pytest.ExitCode.TESTS_FAILED
+        assert not any(processes.alive(p.pid) for p in left), "the leftovers are stopped"
+        assert processes.alive(bystander.pid), "another run's process is not this run's to stop"
+        assert report_leftovers(_Session(), owner, grace_s=0) == []
+    finally:
+        for process in (leaked, bystander):
+            processes.stop_tree(process.pid, grace_s=5)
+            process.wait(timeout=10)
+
+
+def test_everything_needs_an_owner() -> None:
+    with pytest.raises(ValueError, match="needs an owner"):
+        processes.leftovers(everything=True)

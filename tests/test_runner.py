@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from helpers import runner
+from tests.conftest import ROOT
 
 
 def _notebook(path: Path, code: str) -> None:
@@ -76,3 +79,45 @@ def test_run_creates_its_output_folder(tmp_path: Path) -> None:
                          timeout=120)
     assert [r.status for r in results] == ["ok"], results
     assert (tmp_path / "not" / "there" / "yet" / "01-good.ipynb").exists()
+
+
+def test_unknown_scale_is_refused_before_any_notebook_runs(tmp_path: Path) -> None:
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    _notebook(source / "01-good.ipynb", "print(6 * 7)")
+    folders = ["--folder", str(source), "--output-dir", str(tmp_path / "out")]
+    command = [sys.executable, "-m", "helpers.runner", "--scale", "fulll", *folders]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2, done.stderr
+    assert (
+        "python -m helpers.runner: error: argument --scale: scale must be one of 'default', 'full', "
+        "not 'fulll'. Did you mean 'full'?"
+    ) in done.stderr
+    assert "usage: python -m helpers.runner" in done.stderr and "--scale {default,full}" in done.stderr
+    assert "Executing" not in done.stdout and not (tmp_path / "out").exists()
+
+
+def test_papermill_with_an_unknown_scale_fails_at_the_first_load(tmp_path: Path) -> None:
+    """`papermill nb.ipynb out.ipynb -p scale fulll`: the injected scale is refused with the valid ones listed."""
+    import papermill as pm
+
+    source = tmp_path / "01-typo.ipynb"
+    _notebook(source, 'import helpers\n\nhelpers.load_pandas("penguins", scale=scale)')
+    with pytest.raises(pm.PapermillExecutionError) as caught:
+        pm.execute_notebook(
+            str(source),
+            str(tmp_path / "out.ipynb"),
+            parameters={"scale": "fulll"},
+            kernel_name="python3",
+            cwd=str(ROOT),
+            progress_bar=False,
+            execution_timeout=120,
+        )
+    assert caught.value.ename == "ScaleError"
+    assert caught.value.evalue.startswith(
+        "scale must be one of 'default', 'full', not 'fulll'. Did you mean 'full'? A notebook's scale is set in "
+        'its parameters cell (scale = "default")'
+    )
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    failed = [c for c in executed.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert [c.source for c in failed] == ['import helpers\n\nhelpers.load_pandas("penguins", scale=scale)']

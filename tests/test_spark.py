@@ -93,3 +93,45 @@ def test_task_slots_of_a_local_session_are_its_cores(spark) -> None:
 
 def test_checkpoint_dir_is_inside_the_work_dir() -> None:
     assert Path(spark_helpers.checkpoint_dir("q1")).is_relative_to(work_dir("checkpoints"))
+
+
+def test_the_class_data_archive_belongs_to_one_java_and_one_spark(tmp_path: Path) -> None:
+    home = tmp_path / "jdk"
+    archive = spark_helpers.class_data_archive(home, 17, folder=tmp_path)
+    assert archive.parent == tmp_path and archive.name.startswith("spark-driver-java17-")
+    assert spark_helpers.class_data_archive(home, 21, folder=tmp_path) != archive
+    assert spark_helpers.class_data_archive(tmp_path / "other-jdk", 17, folder=tmp_path) != archive
+    assert spark_helpers.class_archive_options(home, 17, {}, folder=tmp_path) == "", "no archive yet: no option"
+    archive.write_bytes(b"archive")
+    assert spark_helpers.class_archive_options(home, 17, {}, folder=tmp_path) == (
+        f" -XX:SharedArchiveFile={archive} -Xshare:auto")
+    assert spark_helpers.class_archive_options(home, 17, {spark_helpers.CDS_ENV: "1"}, folder=tmp_path) == ""
+
+
+def test_a_failed_archiving_run_leaves_nothing_and_says_so(capsys: pytest.CaptureFixture) -> None:
+    written = spark_helpers.archive_classes(workload="raise SystemExit('the archiving workload broke')")
+    assert written is None
+    said = capsys.readouterr().err
+    assert "No class-data archive for Java" in said and "the archiving workload broke" in said, said
+    java = __import__("helpers.java", fromlist=["ensure_java"]).ensure_java()
+    assert not list(spark_helpers.class_data_archive(java.home, java.version).parent.glob("*.partial"))
+
+
+def test_the_driver_maps_the_class_data_archive_make_env_wrote() -> None:
+    from helpers.java import ensure_java
+
+    java = ensure_java()
+    archive = spark_helpers.class_data_archive(java.home, java.version)
+    if not archive.exists():
+        assert os.environ.get("CI", "").lower() not in ("true", "1", "yes"), f"make env wrote no {archive}"
+        pytest.skip(f"no class-data archive here ({archive}): `python -m helpers.spark --archive-classes` writes it")
+    done = run_python(
+        "from helpers.spark import spark_session\n"
+        "s = spark_session('archive-test')\n"
+        "jvm = s.sparkContext._jvm\n"
+        "print(list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))\n"
+        "print(jvm.java.lang.System.getProperty('java.vm.info'))\n"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"-XX:SharedArchiveFile={archive}" in done.stdout
+    assert "sharing" in done.stdout.splitlines()[-1]
