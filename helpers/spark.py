@@ -187,6 +187,14 @@ jvm.wait()
 """
 
 
+#: The archive's proof: a session started with it (and -Xshare:on) runs a job.
+_ARCHIVE_CHECK = """
+from helpers.spark import spark_session
+
+assert spark_session("class-data-archive-check", EXTRA_CONFIG).range(10).count() == 10
+"""
+
+
 def archive_classes(timeout_s: int = 600, workload: str | None = None) -> Path | None:
     """Write the class-data archive for this environment and Java (see ``class_data_archive``); returns its path,
     or None with one line saying why when this Java cannot write one (Spark then starts as it always did)."""
@@ -198,16 +206,16 @@ def archive_classes(timeout_s: int = 600, workload: str | None = None) -> Path |
     partial = archive.with_name(f"{archive.stem}.{os.getpid()}.partial")
     log_config = f"-Dlog4j2.configurationFile={files('helpers').joinpath('log4j2.properties')}"
 
-    def run(java_options: str) -> subprocess.CompletedProcess:
-        code = f"EXTRA_CONFIG = {{'spark.driver.extraJavaOptions': {java_options!r}}}\n{workload or _ARCHIVE_WORKLOAD}"
+    def run(java_options: str, code: str) -> subprocess.CompletedProcess:
+        code = f"EXTRA_CONFIG = {{'spark.driver.extraJavaOptions': {java_options!r}}}\n{code}"
         return subprocess.run([sys.executable, "-c", code], env={**os.environ, CDS_ENV: "1"}, capture_output=True,
                               text=True, timeout=timeout_s)
 
     try:
-        done = run(f"{log_config} -XX:ArchiveClassesAtExit={partial}")
+        done = run(f"{log_config} -XX:ArchiveClassesAtExit={partial}", workload or _ARCHIVE_WORKLOAD)
         # -Xshare:on makes a JVM that cannot map the archive (another classpath, another Java) fail to start.
         usable = done.returncode == 0 and partial.exists() and (
-            done := run(f"{log_config} -XX:SharedArchiveFile={partial} -Xshare:on")).returncode == 0
+            done := run(f"{log_config} -XX:SharedArchiveFile={partial} -Xshare:on", _ARCHIVE_CHECK)).returncode == 0
     except subprocess.TimeoutExpired:
         usable, done = False, None
     if not usable:
