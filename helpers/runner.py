@@ -12,6 +12,7 @@ non-zero if any notebook failed.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -54,7 +55,27 @@ def clean_metadata(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
-def execute(source: Path, target: Path, scale: str, timeout: int) -> Result:
+def local_socket_kernels() -> type:
+    """A kernel manager whose kernels talk over local (IPC) sockets instead of TCP ports on 127.0.0.1: nothing
+    listens on the network, and ipykernel has no reason to print its "running over TCP without encryption"
+    warning into the runner's output."""
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalSocketKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            folder = Path(tempfile.gettempdir()) / f"curriculum-kernels-{os.getuid()}"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            self.transport = "ipc"
+            self.ip = str(folder / f"kernel-{os.getpid()}")  # sockets are <ip>-<n>, removed at shutdown
+
+    return LocalSocketKernelManager
+
+
+def execute(source: Path, target: Path, scale: str, timeout: int, progress: str | None = None) -> Result:
+    """Execute ``source`` into ``target``; with ``progress`` (a label), a progress bar over its cells on stderr."""
     import papermill as pm
 
     started = time.perf_counter()
@@ -65,8 +86,9 @@ def execute(source: Path, target: Path, scale: str, timeout: int) -> Result:
             str(target),
             parameters=parameters,
             kernel_name="python3",
+            kernel_manager_class=local_socket_kernels(),
             cwd=str(source.parent),
-            progress_bar=False,
+            progress_bar={"desc": progress, "leave": False} if progress else False,
             log_output=False,
             execution_timeout=timeout,
         )
@@ -91,14 +113,18 @@ def table(results: Sequence[Result]) -> str:
 def run(notebooks: Sequence[Path], output_dir: Path, scale: str, refresh: bool, timeout: int) -> list[Result]:
     output_dir.mkdir(parents=True, exist_ok=True)
     results = []
+    bar = sys.stderr.isatty()  # on a terminal, a bar over each notebook's cells; in a log, a line per notebook
     for index, notebook in enumerate(notebooks, start=1):
-        print(f"[{index}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
+        label = f"[{index}/{len(notebooks)}] {notebook.name} ..."
+        if not bar:
+            print(label, end=" ", flush=True)
         target = output_dir / notebook.name
-        result = execute(notebook, target, scale, timeout)
+        result = execute(notebook, target, scale, timeout, progress=label if bar else None)
         if result.status == "ok" and refresh:
             clean_metadata(target)
             notebook.write_text(target.read_text())
-        print(f"{result.status} ({result.seconds:.1f} s)" + (f" — {result.error}" if result.error else ""), flush=True)
+        print((f"{label} " if bar else "") + f"{result.status} ({result.seconds:.1f} s)"
+              + (f" — {result.error}" if result.error else ""), flush=True)
         results.append(result)
     return results
 

@@ -121,3 +121,24 @@ def test_papermill_with_an_unknown_scale_fails_at_the_first_load(tmp_path: Path)
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     failed = [c for c in executed.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
     assert [c.source for c in failed] == ['import helpers\n\nhelpers.load_pandas("penguins", scale=scale)']
+
+
+def test_the_runner_prints_no_kernel_transport_warning(tmp_path: Path) -> None:
+    """Kernels talk over local sockets (IPC), so ipykernel's "running over TCP without encryption" warning, printed
+    once per notebook over TCP, never reaches `make run`'s output."""
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    _notebook(source / "01-good.ipynb", "print(6 * 7)")
+    command = [sys.executable, "-m", "helpers.runner", "--folder", str(source), "--output-dir", str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[1/1] 01-good.ipynb ... ok" in done.stdout
+    assert "without encryption" not in done.stdout + done.stderr and "WARNING" not in done.stderr, done.stderr
+
+
+def test_a_progress_bar_counts_the_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _notebook(tmp_path / "01-good.ipynb", "print(6 * 7)")
+    result = runner.execute(tmp_path / "01-good.ipynb", tmp_path / "out.ipynb", "default", 60, progress="[1/1] nb")
+    assert result.status == "ok"
+    bar = capsys.readouterr().err
+    assert "[1/1] nb" in bar and "/3 [" in bar and "cell/s" in bar, bar  # the notebook's 3 cells
