@@ -7,7 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
-# A cell running past 300 s fails, named by notebook and cell (the slowest real cell takes about 80 s on 2 cores);
+# A cell running past 300 s fails, named by notebook and cell (the slowest real cell, chapter 23's job, took 55 s
+# in a fresh-clone `make test` on 2 cores);
 # any other test past pyproject.toml's pytest-timeout limit does too.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300
 

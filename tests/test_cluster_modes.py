@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_NOTEBOOKS = ("00", "03")
 #: The longest a notebook may take on a cluster before the test is stopped (pytest-timeout), per notebook run.
 SECONDS_PER_NOTEBOOK = 420
-#: A cell that runs longer than this is stopped and named (the slowest real cell, chapter 23's job, takes about 80 s
+#: A cell that runs longer than this is stopped and named (the slowest real cell, chapter 23's job, took 55 s
 #: on a 2-core machine); the same limit nbval applies (`--nbval-cell-timeout` in the Makefile).
 CELL_TIMEOUT = 300
 
