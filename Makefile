@@ -12,7 +12,7 @@ MLFLOW_PORT ?= 5000
 # any other test past pyproject.toml's pytest-timeout limit does too.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: help env run refresh bench test test-unit test-notebooks test-cluster cluster-up cluster-down lab mlflow-ui datasets datasets-check lock lock-check clean
+.PHONY: help env run refresh bench test test-unit test-notebooks test-cores test-cluster cluster-up cluster-down lab mlflow-ui datasets datasets-check lock lock-check clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet $$($(PY) tools/torch_index.py) -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m helpers.spark --archive-classes
+	@# an offline course asks no "get Jupyter news?" question: JupyterLab's announcements plugin is off in .venv
+	@$(VENV)/bin/jupyter labextension disable --level=sys_prefix "@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1 \
+	  || echo "Could not turn off JupyterLab's news prompt; answer it once in JupyterLab (nothing else changes)."
 	@touch $@
 
 env: $(STAMP) ## create or update the project environment in .venv
@@ -46,6 +49,9 @@ test-unit: $(STAMP) ## the helpers' unit tests only
 test-notebooks: $(STAMP) ## nbval over notebooks/ only
 	$(PY) -m pytest notebooks $(NBVAL)
 
+test-cores: $(STAMP) ## 7 notebooks in local sessions forced to 4 and 8 cores, compared with the committed outputs
+	CORES_TESTS=all $(PY) -m pytest tests/test_cores.py
+
 test-cluster: $(STAMP) ## every notebook on a local standalone cluster and over Spark Connect
 	CLUSTER_TESTS=all $(PY) -m pytest tests/test_cluster_modes.py
 
@@ -55,8 +61,8 @@ cluster-up: $(STAMP) ## start a standalone master + worker and a Spark Connect s
 cluster-down: $(STAMP) ## stop what cluster-up started
 	$(PY) -m helpers.cluster down
 
-lab: $(STAMP) ## open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks
+lab: $(STAMP) ## open JupyterLab on the notebooks (LAB_ARGS: more options, e.g. --port=8899)
+	$(VENV)/bin/jupyter lab $(or $(LAB_DIR),notebooks) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 mlflow-ui: $(STAMP) ## the MLflow UI for the local tracking store, on http://127.0.0.1:$(MLFLOW_PORT)
 	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from helpers.tracking import tracking_uri; print(tracking_uri())')" --host 127.0.0.1 --port $(MLFLOW_PORT)

@@ -112,6 +112,10 @@ def table(results: Sequence[Result]) -> str:
 
 def run(notebooks: Sequence[Path], output_dir: Path, scale: str, refresh: bool, timeout: int) -> list[Result]:
     output_dir.mkdir(parents=True, exist_ok=True)
+    if scale == "full":  # every row: partitions sized to this machine's cores (the kernels inherit it)
+        from helpers.spark import PARTITIONS_ENV
+
+        os.environ.setdefault(PARTITIONS_ENV, "machine")
     results = []
     bar = sys.stderr.isatty()  # on a terminal, a bar over each notebook's cells; in a log, a line per notebook
     for index, notebook in enumerate(notebooks, start=1):

@@ -1,7 +1,8 @@
 """One call to get a Spark session that is right for where the notebook runs.
 
-* Nothing set: local mode on this machine, sized to its cores, quiet, with every file it writes
-  inside the project's ignored ``.work/`` folder.
+* Nothing set: local mode on this machine, using all its cores, quiet, with every file it writes
+  inside the project's ignored ``.work/`` folder. How the data is split into partitions (which decides some
+  results) is the same on every machine; see ``data_layout``.
 * ``SPARK_REMOTE=sc://host:15002``: a Spark Connect client (the protocol Databricks Connect uses).
 * ``SPARK_MASTER=spark://host:7077`` (or ``yarn``, ``k8s://...``): a classic session on that cluster.
 
@@ -28,6 +29,16 @@ REMOTE_ENV = "SPARK_REMOTE"
 MASTER_ENV = "SPARK_MASTER"
 DRIVER_MEMORY_ENV = "SPARK_DRIVER_MEMORY"
 DEFAULT_DRIVER_MEMORY = "4g"
+#: Set by JupyterHub (Binder) to the path of the user's JupyterLab; jupyter-server-proxy serves the Spark UI below it.
+PROXY_PREFIX_ENV = "JUPYTERHUB_SERVICE_PREFIX"
+#: How many task slots a local session gets (default: every core), e.g. 8 to run as an 8-core laptop would.
+CORES_ENV = "CURRICULUM_CORES"
+#: "machine" sizes the data layout to the cores (the runner sets it for ``--scale full``); anything else, or
+#: nothing, keeps the layout every learner shares.
+PARTITIONS_ENV = "CURRICULUM_PARTITIONS"
+#: The layout every learner shares: the one a 2-core machine had when the committed outputs were made.
+SHARED_PARALLELISM = 2
+SHARED_SHUFFLE_PARTITIONS = 4
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,19 @@ def spark_target(environ: Mapping[str, str] | None = None) -> SparkTarget:
         return SparkTarget("connect", url)
     if env.get(MASTER_ENV):
         return SparkTarget("cluster", env[MASTER_ENV])
-    return SparkTarget("local", f"local[{os.cpu_count() or 1}]")
+    return SparkTarget("local", f"local[{local_cores(env)}]")
+
+
+def local_cores(environ: Mapping[str, str] | None = None) -> int:
+    """The task slots of a local session: ``CURRICULUM_CORES`` when set, else the cores this process may use."""
+    env = os.environ if environ is None else environ
+    value = env.get(CORES_ENV, "").strip()
+    if not value:
+        return available_cores()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{CORES_ENV}={value!r} is not a number of cores; set a whole number such as 4, or unset "
+                         "it to use every core of this machine")
+    return int(value)
 
 
 def free_port(start: int = 4040, attempts: int = 100) -> int:
@@ -62,9 +85,55 @@ def free_port(start: int = 4040, attempts: int = 100) -> int:
     raise RuntimeError(f"No free port in {start}-{start + attempts - 1} for the Spark UI")
 
 
+def available_cores(cgroup_root: Path = Path("/sys/fs/cgroup"), own_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """The cores this process may use: those it may be scheduled on, capped by its container's CPU limit (a
+    Binder or Kubernetes pod, ``docker run --cpus``). ``os.cpu_count()`` sees the whole host; Spark would then
+    run that many Python workers at once, each with its own memory, in a pod sized for one or two."""
+    import math
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = None
+    try:
+        for line in own_cgroup.read_text().splitlines():  # "0::/path" (v2), "4:cpu,cpuacct:/path" (v1)
+            _, controllers, path = line.split(":", 2)
+            folder = path.lstrip("/")
+            if controllers == "" and (cgroup_root / folder / "cpu.max").exists():
+                quota, period = (cgroup_root / folder / "cpu.max").read_text().split()[:2]
+                limit = None if quota == "max" else int(quota) / int(period)
+            elif "cpu" in controllers.split(","):
+                quota = int((cgroup_root / "cpu" / folder / "cpu.cfs_quota_us").read_text())
+                period = int((cgroup_root / "cpu" / folder / "cpu.cfs_period_us").read_text())
+                limit = quota / period if quota > 0 else None
+            if limit:
+                break
+    except (OSError, ValueError):
+        limit = None
+    return max(1, min(cores, math.ceil(limit))) if limit else max(1, cores)
+
+
 def shuffle_partitions(cores: int | None = None) -> int:
     """Two tasks per core: enough to keep every core busy, few enough that tiny tasks don't dominate."""
     return max(2, 2 * (cores or os.cpu_count() or 1))
+
+
+def data_layout(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings that decide how a local session splits data into partitions, which is what some results
+    depend on: a random split or a bootstrap sample is drawn per partition, k-means|| picks its starts per
+    partition, a sum of floats adds up in partition order. Spark sizes them to the machine's cores by default,
+    so a chapter would print other numbers on a 4- or 8-core laptop than on the 2-core machine that made the
+    committed outputs. Fixed here, they are the same everywhere, while every core still runs tasks.
+
+    ``spark.default.parallelism`` sets the partitions of ``createDataFrame`` and ``range``, and (through
+    ``spark.sql.files.minPartitionNum``) how files are split when read; ``spark.sql.shuffle.partitions`` sets
+    the partitions after a shuffle. With ``CURRICULUM_PARTITIONS=machine`` (``make run SCALE=full``) they
+    follow the cores instead, so that all rows use all of a large machine."""
+    env = os.environ if environ is None else environ
+    if env.get(PARTITIONS_ENV, "").strip() == "machine":
+        cores = local_cores(env)
+        parallelism, shuffle = max(SHARED_PARALLELISM, cores), shuffle_partitions(cores)
+    else:
+        parallelism, shuffle = SHARED_PARALLELISM, SHARED_SHUFFLE_PARTITIONS
+    return {"spark.default.parallelism": str(parallelism), "spark.sql.shuffle.partitions": str(shuffle)}
 
 
 def session_config(target: SparkTarget, app_name: str) -> dict[str, str]:
@@ -86,12 +155,15 @@ def session_config(target: SparkTarget, app_name: str) -> dict[str, str]:
     if target.kind == "local":
         config.update(
             {
-                "spark.sql.shuffle.partitions": str(shuffle_partitions()),
+                **data_layout(),
                 "spark.driver.host": "127.0.0.1",
                 "spark.driver.bindAddress": "127.0.0.1",
                 "spark.ui.port": str(free_port()),
             }
         )
+        prefix = os.environ.get(PROXY_PREFIX_ENV)
+        if prefix:  # on Binder only JupyterLab's address is reachable: the UI is served through its proxy
+            config["spark.ui.proxyBase"] = f"{prefix.rstrip('/')}/proxy/{config['spark.ui.port']}"
     else:
         config["spark.executor.extraJavaOptions"] = config["spark.driver.extraJavaOptions"]
     return config
@@ -291,10 +363,12 @@ def is_connect(session: SparkSession) -> bool:
 
 
 def ui_url(session: SparkSession) -> str | None:
-    """The Spark UI's address for a classic session (Connect servers show theirs on the server)."""
+    """The Spark UI's address for a classic session (Connect servers show theirs on the server); on Binder, its
+    path through JupyterLab's proxy (open it in the same browser tab's address, below the JupyterLab address)."""
     if is_connect(session):
         return None
-    return session.sparkContext.uiWebUrl
+    proxied = session.conf.get("spark.ui.proxyBase", "")
+    return f"{proxied}/" if proxied else session.sparkContext.uiWebUrl
 
 
 def checkpoint_dir(name: str) -> str:

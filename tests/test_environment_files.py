@@ -322,3 +322,49 @@ def test_the_environment_holds_no_cuda_package() -> None:
     names = {(d.metadata["Name"] or "").lower() for d in distributions()}
     cuda = sorted(n for n in names if n.startswith(("nvidia-", "cuda-")) or n == "triton")
     assert not cuda, f"CUDA packages in the environment: {cuda}"
+
+
+def test_binder_start_sizes_the_driver_for_a_binder_pod_and_starts_the_server() -> None:
+    """repo2docker runs binder/start before the server: it must end by running the command it was given."""
+    import subprocess
+
+    start = ROOT / "binder" / "start"
+    assert os.access(start, os.X_OK), "binder/start must be executable"
+    env = {key: value for key, value in os.environ.items() if key != "SPARK_DRIVER_MEMORY"}
+    shown = subprocess.run([str(start), "sh", "-c", "echo $SPARK_DRIVER_MEMORY"], env=env, capture_output=True,
+                           text=True, timeout=30)
+    assert (shown.returncode, shown.stdout.strip()) == (0, "1g")
+    kept = subprocess.run([str(start), "sh", "-c", "echo $SPARK_DRIVER_MEMORY"],
+                          env={**env, "SPARK_DRIVER_MEMORY": "1500m"}, capture_output=True, text=True, timeout=30)
+    assert kept.stdout.strip() == "1500m", "a value set in Binder's environment must win"
+
+
+def test_jupyterlab_asks_no_news_question() -> None:
+    """make env and Binder's postBuild both turn JupyterLab's announcements plugin off (the browser test shows the
+    prompt does not appear)."""
+    plugin = '"@jupyterlab/apputils-extension:announcements"'
+    assert f"labextension disable --level=sys_prefix {plugin}" in (ROOT / "Makefile").read_text()
+    assert f"labextension disable --level=sys_prefix {plugin}" in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_the_mlflow_tile_is_a_server_jupyter_server_proxy_accepts(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """The entry point in pyproject.toml, read by jupyter-server-proxy's own loader and parser."""
+    from jupyter_server_proxy.config import get_entrypoint_server_processes
+
+    monkeypatch.setenv("CURRICULUM_WORK_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    entry = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert entry["jupyter_serverproxy_servers"] == {"mlflow": "helpers.lab:mlflow_ui"}
+    [server] = [s for s in get_entrypoint_server_processes() if s.name == "mlflow"]
+    assert server.launcher_entry.title == "MLflow"
+    assert server.command[1:4] == ["-m", "mlflow", "ui"] and "{port}" in server.command
+    assert f"sqlite:///{tmp_path}" in " ".join(server.command), "the UI must open the course's tracking store"
+
+
+def test_the_mlflow_tile_refuses_a_shared_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers.lab import mlflow_ui
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    with pytest.raises(RuntimeError, match="http://mlflow.example:5000: open that server's own UI"):
+        mlflow_ui()

@@ -81,6 +81,21 @@ def test_run_creates_its_output_folder(tmp_path: Path) -> None:
     assert (tmp_path / "not" / "there" / "yet" / "01-good.ipynb").exists()
 
 
+@pytest.mark.parametrize(("scale", "layout"), [("default", ""), ("full", "machine")])
+def test_full_scale_sizes_the_partitions_to_the_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         scale: str, layout: str) -> None:
+    """The kernel sees CURRICULUM_PARTITIONS=machine only at full scale; the default scale keeps the shared
+    layout that the committed outputs were made with."""
+    monkeypatch.setenv("CURRICULUM_PARTITIONS", "")  # so that monkeypatch restores what the run sets
+    monkeypatch.delenv("CURRICULUM_PARTITIONS")
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    _notebook(source / "01-layout.ipynb", "import os\nlayout = os.environ.get('CURRICULUM_PARTITIONS', '')\n"
+                                          f"assert layout == {layout!r}, layout")
+    results = runner.run(runner.discover(source), tmp_path / "out", scale, refresh=False, timeout=120)
+    assert [r.status for r in results] == ["ok"], results
+
+
 def test_unknown_scale_is_refused_before_any_notebook_runs(tmp_path: Path) -> None:
     source = tmp_path / "notebooks"
     source.mkdir()

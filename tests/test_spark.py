@@ -29,9 +29,11 @@ def test_spark_remote_wins_and_must_be_a_connect_url() -> None:
         spark_helpers.spark_target({"SPARK_REMOTE": "http://127.0.0.1:15002"})
 
 
-def test_local_config_is_sized_to_the_machine_and_keeps_files_in_the_work_dir() -> None:
-    config = spark_helpers.session_config(spark_helpers.SparkTarget("local", "local[2]"), "t")
-    assert config["spark.sql.shuffle.partitions"] == str(spark_helpers.shuffle_partitions())
+def test_local_config_has_the_shared_data_layout_and_keeps_files_in_the_work_dir(monkeypatch) -> None:
+    monkeypatch.delenv(spark_helpers.PARTITIONS_ENV, raising=False)
+    config = spark_helpers.session_config(spark_helpers.SparkTarget("local", "local[8]"), "t")
+    assert config["spark.sql.shuffle.partitions"] == "4"
+    assert config["spark.default.parallelism"] == "2"
     assert config["spark.sql.execution.arrow.pyspark.enabled"] == "true"
     assert config["spark.ui.showConsoleProgress"] == "false"
     for key in ("spark.sql.warehouse.dir", "spark.local.dir"):
@@ -39,11 +41,60 @@ def test_local_config_is_sized_to_the_machine_and_keeps_files_in_the_work_dir() 
     assert "log4j2.properties" in config["spark.driver.extraJavaOptions"]
 
 
+def test_on_binder_the_spark_ui_is_served_through_jupyterlab(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(spark_helpers.PROXY_PREFIX_ENV, "/user/learner-abc/")
+    config = spark_helpers.session_config(spark_helpers.SparkTarget("local", "local[2]"), "t")
+    assert config["spark.ui.proxyBase"] == f"/user/learner-abc/proxy/{config['spark.ui.port']}"
+    monkeypatch.delenv(spark_helpers.PROXY_PREFIX_ENV)
+    assert "spark.ui.proxyBase" not in spark_helpers.session_config(spark_helpers.SparkTarget("local", "local[2]"), "t")
+
+
 def test_cluster_config_leaves_parallelism_to_the_cluster() -> None:
     config = spark_helpers.session_config(spark_helpers.SparkTarget("cluster", "spark://h:7077"), "t")
     assert config["spark.master"] == "spark://h:7077"
     assert "spark.sql.shuffle.partitions" not in config
     assert "spark.ui.port" not in config
+
+
+def test_cores_can_be_forced_and_a_bad_value_is_refused() -> None:
+    assert spark_helpers.spark_target({spark_helpers.CORES_ENV: "8"}).url == "local[8]"
+    assert spark_helpers.local_cores({}) == spark_helpers.available_cores()
+    for bad in ("eight", "0", "-2", "2.5"):
+        with pytest.raises(ValueError, match="CURRICULUM_CORES.*whole number"):
+            spark_helpers.spark_target({spark_helpers.CORES_ENV: bad})
+
+
+@pytest.mark.parametrize(("own", "files", "expected"), [
+    ("0::/pod\n", {"pod/cpu.max": "150000 100000\n"}, 2),  # cgroup v2, a pod limited to 1.5 CPUs
+    ("0::/\n", {"cpu.max": "max 100000\n"}, None),  # v2 in a container's own namespace, no limit
+    ("4:cpu,cpuacct:/pod\n1:memory:/pod\n", {"cpu/pod/cpu.cfs_quota_us": "100000\n",
+                                               "cpu/pod/cpu.cfs_period_us": "100000\n"}, 1),  # v1, one CPU
+    ("4:cpu,cpuacct:/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    (None, {}, None),  # no cgroups at all (macOS)
+])
+def test_a_container_cpu_limit_caps_the_cores(tmp_path: Path, own: str | None, files: dict[str, str],
+                                              expected: int | None) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    if own is not None:
+        (tmp_path / "self").write_text(own)
+    machine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    found = spark_helpers.available_cores(tmp_path, tmp_path / "self")
+    assert found == (min(expected, machine) if expected else machine)
+
+
+@pytest.mark.parametrize("cores", ["1", "2", "4", "8", "64"])
+def test_the_data_layout_does_not_follow_the_cores(cores: str) -> None:
+    assert spark_helpers.data_layout({spark_helpers.CORES_ENV: cores}) == {
+        "spark.default.parallelism": "2", "spark.sql.shuffle.partitions": "4"}
+
+
+def test_the_machine_layout_follows_the_cores() -> None:
+    machine = {spark_helpers.PARTITIONS_ENV: "machine"}
+    assert spark_helpers.data_layout({**machine, spark_helpers.CORES_ENV: "8"}) == {
+        "spark.default.parallelism": "8", "spark.sql.shuffle.partitions": "16"}
+    assert spark_helpers.data_layout({**machine, spark_helpers.CORES_ENV: "1"})["spark.default.parallelism"] == "2"
 
 
 def test_shuffle_partitions_is_two_per_core() -> None:
@@ -61,7 +112,9 @@ def test_free_port_skips_a_port_in_use() -> None:
 
 
 def test_session_applies_the_laptop_settings(spark) -> None:
-    assert spark.conf.get("spark.sql.shuffle.partitions") == str(spark_helpers.shuffle_partitions())
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "4"
+    assert spark.sparkContext.defaultParallelism == 2
+    assert spark.range(1000).rdd.getNumPartitions() == 2
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark_helpers.ui_url(spark).startswith("http://127.0.0.1:")
     assert not spark_helpers.is_connect(spark)
