@@ -12,7 +12,7 @@ MLFLOW_PORT ?= 5000
 # any other test past pyproject.toml's pytest-timeout limit does too.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: help env run refresh bench test test-unit test-notebooks test-cores test-cluster cluster-up cluster-down lab mlflow-ui datasets datasets-check lock lock-check clean
+.PHONY: help env run refresh bench test test-unit test-notebooks test-cores test-binder test-cluster cluster-up cluster-down lab mlflow-ui datasets datasets-check lock lock-check clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ test-notebooks: $(STAMP) ## nbval over notebooks/ only
 
 test-cores: $(STAMP) ## 7 notebooks in local sessions forced to 4 and 8 cores, compared with the committed outputs
 	CORES_TESTS=all $(PY) -m pytest tests/test_cores.py
+
+test-binder: $(STAMP) ## chapters 00 and 14 in a Binder-sized pod (2 GiB, one CPU; needs root for the cgroups)
+	BINDER_TESTS=1 $(PY) -m pytest tests/test_binder.py
 
 test-cluster: $(STAMP) ## every notebook on a local standalone cluster and over Spark Connect
 	CLUSTER_TESTS=all $(PY) -m pytest tests/test_cluster_modes.py
