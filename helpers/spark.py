@@ -23,7 +23,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from helpers.java import ensure_java
-from helpers.paths import work_dir
+from helpers.paths import WORK_ENV, work_dir
 
 REMOTE_ENV = "SPARK_REMOTE"
 MASTER_ENV = "SPARK_MASTER"
@@ -189,7 +189,53 @@ def spark_session(app_name: str = "curriculum", extra_config: Mapping[str, str] 
     for key, value in {**config, **(extra_config or {})}.items():
         builder = builder.config(key, value)
     with _jvm_output_to(log_path()):
-        return builder.getOrCreate()
+        session = builder.getOrCreate()
+    if target.kind == "cluster":
+        check_work_dir_shared(session)
+    return session
+
+
+#: How long a session on a cluster waits for its first executor (a worker's) before saying that none registered.
+EXECUTOR_WAIT_S = 60.0
+_shared_checked: set[str] = set()  # the applications whose executors were seen to share the work folder
+
+
+def check_work_dir_shared(spark: SparkSession, wait_seconds: float | None = None) -> None:
+    """On a cluster, prove before any chapter's job runs that the executors see the work folder.
+
+    Chapters leave models, checkpoints and tables in the work folder for tasks to read (chapter 19's batch scoring
+    loads the champion model there). The executors of a real cluster run on other machines and see only shared
+    storage, so a work folder on the driver's own disk would fail deep inside a task. The driver writes a marker
+    file and one task looks for it; if the task cannot see it, this says what to set."""
+    import uuid
+
+    application = spark.sparkContext.applicationId
+    if application in _shared_checked:
+        return
+    task_slots(spark, EXECUTOR_WAIT_S if wait_seconds is None else wait_seconds)  # a clear error if none registers
+    folder = work_dir()
+    marker = folder / f".shared-check-{uuid.uuid4().hex}"
+    marker.write_text("written by the driver; a task must see it\n")
+
+    def visible(path: str) -> bool:
+        import os
+
+        return os.path.exists(path)
+
+    try:
+        seen = spark.sparkContext.parallelize([str(marker)], 1).map(visible).collect()
+    finally:
+        marker.unlink(missing_ok=True)
+    if seen != [True]:
+        why = (f"{WORK_ENV} is unset, so the work folder is the driver's own {folder}"
+               if not os.environ.get(WORK_ENV) else f"{WORK_ENV}={os.environ[WORK_ENV]} is not on storage they share")
+        raise RuntimeError(
+            f"The executors of {spark.sparkContext.master} cannot see the work folder: the driver wrote {marker.name} "
+            f"in {folder} and a task did not find it ({why}). The chapters leave models, checkpoints and tables "
+            "there for tasks to read, so on a cluster it must be on storage every node mounts at the same path (a "
+            f"network share, a cloud file share, a Databricks volume under /Volumes/). Set {WORK_ENV} to such a "
+            "folder for the driver and for every worker, then restart the kernel.")
+    _shared_checked.add(application)
 
 
 #: Set (to anything) to start the driver without the class-data archive, e.g. to measure what it saves.
@@ -233,7 +279,7 @@ from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
-from helpers.paths import work_dir
+from helpers.paths import WORK_ENV, work_dir
 from helpers.spark import spark_session
 
 spark = spark_session("class-data-archive", EXTRA_CONFIG)

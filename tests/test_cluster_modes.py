@@ -3,13 +3,22 @@
 Each test starts real servers on 127.0.0.1 with the project's own code (helpers.cluster), executes
 notebooks against them with the same runner instructors use, and stops everything afterwards.
 Outputs are not compared here (they name the cluster); nbval compares them in local mode.
+
+The standalone cluster's worker is *isolated* (``helpers.cluster``): it runs in a mount namespace of its own and
+cannot see the driver's ``.work/`` or temporary folder, as a worker on another machine could not. The notebooks run
+there as a team runs them: the work folder on storage every node sees (``CURRICULUM_WORK_DIR``, here a folder
+below ``SHARED_STORAGE``, standing for a network share or a Databricks volume) and a tracking server.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -17,18 +26,24 @@ import pytest
 
 from helpers import cluster, processes, runner
 from helpers.mlflow_server import mlflow_server
-from helpers.paths import notebooks_dir
+from helpers.paths import WORK_ENV, notebooks_dir, project_root
 
 ROOT = Path(__file__).resolve().parents[1]
 #: `make test` runs a smoke set that proves the switch works: chapter 00 (the environment) and chapter 03 (an MLlib
-#: pipeline fitted and evaluated: Spark ML over the wire) on a standalone cluster and over Spark Connect, and chapter
-#: 04 against an MLflow tracking server (the last test below). Every notebook runs once per `make test` under nbval in
-#: local mode; running more of them here repeated that work (CI took 76 of its 90 minutes). `make test-cluster`
-#: (CLUSTER_TESTS=all) runs every notebook on both modes: run it before changing the session, cluster, paths or
-#: tracking code. It is where the cluster-only hazards are caught: 08's XGBoost barrier stage asking for no more tasks
+#: pipeline fitted and evaluated: Spark ML over the wire) on a standalone cluster and over Spark Connect, chapter 19
+#: (batch scoring: the executors load the champion model from the shared work folder) on the isolated standalone
+#: cluster, and chapter 04 against an MLflow tracking server (the last test below). Every notebook runs once per
+#: `make test` under nbval in local mode; running more of them here repeated that work (CI took 76 of its 90
+#: minutes). `make test-cluster` (CLUSTER_TESTS=all) runs every notebook on both modes, the standalone one isolated,
+#: with a shared work folder and a tracking server: run it before changing the session, cluster, paths or tracking
+#: code. It is where the cluster-only hazards are caught: 08's XGBoost barrier stage asking for no more tasks
 #: than the application's share of the cores (`task_slots`), and 23's job tasks, Spark applications of their own that
 #: wait for cores while the chapter's application holds its executors.
 CLUSTER_NOTEBOOKS = ("00", "03")
+#: The smoke set's chapter whose executors load a model, run on the isolated standalone cluster only.
+EXECUTOR_MODEL_NOTEBOOKS = ("19",)
+#: Stands for the storage every node of a real cluster mounts; outside the folders an isolated worker cannot see.
+SHARED_STORAGE = Path("/var/tmp")
 #: The longest a notebook may take on a cluster before the test is stopped (pytest-timeout), per notebook run.
 SECONDS_PER_NOTEBOOK = 420
 #: A cell that runs longer than this is stopped and named (the slowest real cell, chapter 23's job, took 55 s
@@ -36,11 +51,12 @@ SECONDS_PER_NOTEBOOK = 420
 CELL_TIMEOUT = 300
 
 
-def _selected() -> list[Path]:
+def _selected(standalone: bool = False) -> list[Path]:
     everything = runner.discover(notebooks_dir())
     if os.environ.get("CLUSTER_TESTS") == "all":
         return everything
-    return [p for p in everything if p.name[:2] in CLUSTER_NOTEBOOKS]
+    smoke = CLUSTER_NOTEBOOKS + (EXECUTOR_MODEL_NOTEBOOKS if standalone else ())
+    return [p for p in everything if p.name[:2] in smoke]
 
 
 def connect_exclusion(path: Path) -> str | None:
@@ -67,28 +83,120 @@ def no_leftovers():
     assert not left, f"servers left running: {left}"
 
 
-def _time_limit() -> int:
+def _time_limit(standalone: bool = False) -> int:
     """Seconds for a test that runs the selected notebooks (a hung one fails the test instead of CI's whole run)."""
-    return SECONDS_PER_NOTEBOOK * (len(_selected()) + 1)
+    return SECONDS_PER_NOTEBOOK * (len(_selected(standalone)) + 1)
 
 
-@pytest.mark.timeout(_time_limit())
-def test_notebooks_run_on_a_standalone_cluster(tmp_path, monkeypatch, no_leftovers) -> None:
-    with cluster.standalone_cluster(workers=1, cores_per_worker=2) as master:
+@pytest.fixture
+def shared_work_dir(monkeypatch):
+    """A work folder on the 'shared storage' (``CURRICULUM_WORK_DIR``), set before the cluster starts so that the
+    isolated worker sees it and its executors inherit it; removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="curriculum-shared-", dir=SHARED_STORAGE))
+    monkeypatch.setenv(WORK_ENV, str(folder))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (a driver of its own) with ``env`` on top of this process's environment;
+    a variable set to "" is removed."""
+    environment = {**os.environ, **env}
+    environment = {key: value for key, value in environment.items() if value != ""}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, env=environment)
+
+
+@pytest.mark.timeout(_time_limit(standalone=True))
+def test_notebooks_run_on_a_standalone_cluster(tmp_path, monkeypatch, shared_work_dir, no_leftovers) -> None:
+    with mlflow_server(tmp_path / "tracking") as tracking, \
+            cluster.standalone_cluster(workers=1, cores_per_worker=2, isolated=True) as master:
         # An application gets its share of the cores, and task_slots says so: a barrier stage asks for no more.
-        probe = "from helpers.spark import spark_session, task_slots; s = spark_session('slots'); print(task_slots(s))"
-        slots = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                               env={**os.environ, "SPARK_MASTER": master})
+        slots = _python("from helpers.spark import spark_session, task_slots; print(task_slots(spark_session('s')))",
+                        SPARK_MASTER=master)
         assert slots.stdout.strip() == str(cluster.default_cores(workers=1, cores_per_worker=2)), slots.stderr[-2000:]
-        _run(_selected(), tmp_path, monkeypatch, SPARK_MASTER=master)
+        _run(_selected(standalone=True), tmp_path / "out", monkeypatch, SPARK_MASTER=master,
+             MLFLOW_TRACKING_URI=tracking)
+
+
+ISOLATION_PROBE = """
+    import json, os, tempfile
+    from pathlib import Path
+    from helpers.paths import project_root, work_dir
+    from helpers.spark import spark_session
+
+    spark = spark_session("isolation")
+    places = {"temporary folder": Path(tempfile.mkdtemp()) / "driver.txt",
+              "default work folder": project_root() / ".work" / "isolation-probe.txt",
+              "shared work folder": work_dir() / "isolation-probe.txt"}
+    for path in places.values():
+        path.write_text("written by the driver")
+    places["repository"] = project_root() / "datasets" / "manifest.json"
+
+    def seen_by_a_task(item):
+        import os
+        return item[0], os.path.exists(item[1])
+
+    try:
+        print(json.dumps(dict(spark.sparkContext.parallelize([(k, str(v)) for k, v in places.items()], 1)
+                              .map(seen_by_a_task).collect())))
+    finally:
+        for name in ("temporary folder", "default work folder", "shared work folder"):
+            places[name].unlink()
+"""
+
+
+@pytest.mark.timeout(2 * SECONDS_PER_NOTEBOOK)
+def test_an_isolated_worker_sees_shared_storage_not_the_drivers_disk(shared_work_dir, no_leftovers) -> None:
+    with cluster.standalone_cluster(workers=1, cores_per_worker=2, isolated=True) as master:
+        isolation = _python(ISOLATION_PROBE, SPARK_MASTER=master)
+        assert isolation.returncode == 0, isolation.stderr[-3000:]
+        assert json.loads(isolation.stdout.strip().splitlines()[-1]) == {
+            "temporary folder": False, "default work folder": False, "shared work folder": True, "repository": True}
+
+        # The session refuses, before any chapter's job, a work folder the executors cannot see: unset (the
+        # driver's .work/) or set to a folder on the driver's own disk.
+        unset = _python("from helpers.spark import spark_session; spark_session('unset')", SPARK_MASTER=master,
+                        **{WORK_ENV: ""})
+        driver_local = Path(tempfile.mkdtemp(prefix="driver-local-"))
+        try:
+            local = _python("from helpers.spark import spark_session; spark_session('local')", SPARK_MASTER=master,
+                            **{WORK_ENV: str(driver_local)})
+        finally:
+            shutil.rmtree(driver_local)
+    for refused, why in ((unset, f"{WORK_ENV} is unset, so the work folder is the driver's own "
+                                 f"{project_root() / '.work'}"),
+                         (local, f"{WORK_ENV}={driver_local} is not on storage they share")):
+        assert refused.returncode != 0
+        assert f"The executors of {master} cannot see the work folder" in refused.stderr, refused.stderr[-3000:]
+        assert why in refused.stderr
+        assert f"Set {WORK_ENV} to such a folder for the driver and for every worker" in refused.stderr
+    assert not list((project_root() / ".work").glob(".shared-check-*")), "the marker files are removed"
+
+
+def test_the_isolation_script_hides_driver_folders_and_keeps_a_repository_inside_them() -> None:
+    script = cluster.isolation_script(hidden=[Path("/tmp"), Path("/tmp/clone/.work")],
+                                      visible=[Path("/tmp/clone"), Path("/tmp/clone/.venv"), Path("/mnt/share")])
+    assert script.splitlines() == [
+        "set -e",
+        "exec 3</tmp/clone",  # held open before /tmp is covered
+        "mount -t tmpfs driver-local /tmp",
+        "mkdir -p /tmp/clone",
+        "mount --no-canonicalize --bind /proc/self/fd/3 /tmp/clone",
+        "mount -t tmpfs driver-local /tmp/clone/.work",  # covered after the repository came back
+        "exec 3<&-",
+        "cd /",
+        'exec "$@"',
+    ]
+    with pytest.raises(ValueError, match="cannot be both hidden from the worker and visible to it"):
+        cluster.isolation_script(hidden=[Path("/tmp")], visible=[Path("/tmp")])
 
 
 def test_task_slots_says_when_no_executor_registers(no_leftovers) -> None:
     with cluster.standalone_cluster(workers=0) as master:  # a master with no worker: no executor can start
-        probe = ("from helpers.spark import spark_session, task_slots; s = spark_session('no slots'); "
-                 "task_slots(s, wait_seconds=2)")
-        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                              env={**os.environ, "SPARK_MASTER": master})
+        # The session start waits for an executor (to check the work folder) and says when none comes.
+        done = _python("import helpers.spark as s; s.EXECUTOR_WAIT_S = 2; s.spark_session('no slots')",
+                       SPARK_MASTER=master)
     assert done.returncode != 0
     assert f"No executor of {master} registered within 2 s" in done.stderr
     assert "Is a worker running, with free cores?" in done.stderr
@@ -141,3 +249,6 @@ def test_the_smoke_set_proves_both_switches() -> None:
     assert [p.name[:2] for p in smoke][0] == "00"
     mllib = [p for p in smoke if "pyspark.ml" in p.read_text() and connect_exclusion(p) is None]
     assert mllib, "the smoke set needs an MLlib chapter that runs on both a standalone cluster and Spark Connect"
+    executors_load = [p for p in runner.discover(notebooks_dir()) if p.name[:2] in EXECUTOR_MODEL_NOTEBOOKS]
+    assert any("mapInPandas" in p.read_text() or "spark_udf" in p.read_text() for p in executors_load), (
+        "the standalone smoke set needs a chapter whose executors load a model")
