@@ -55,8 +55,8 @@ test-cores: $(STAMP) ## 7 notebooks in local sessions forced to 4 and 8 cores, c
 test-binder: $(STAMP) ## chapters 00 and 14 in a Binder-sized pod (2 GiB, one CPU; needs root for the cgroups)
 	BINDER_TESTS=1 $(PY) -m pytest tests/test_binder.py
 
-test-cluster: $(STAMP) ## every notebook on a standalone cluster whose worker cannot see the driver's disk, and over Spark Connect
-	CLUSTER_TESTS=all $(PY) -m pytest tests/test_cluster_modes.py
+test-cluster: $(STAMP) ## every notebook on a standalone cluster whose worker cannot see the driver's disk, and over Spark Connect (ONLY=18,21: those chapters)
+	CLUSTER_TESTS=$(or $(ONLY),all) $(PY) -m pytest tests/test_cluster_modes.py
 
 cluster-up: $(STAMP) ## start a standalone master + worker and a Spark Connect server on 127.0.0.1
 	$(PY) -m helpers.cluster up

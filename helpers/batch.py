@@ -10,8 +10,9 @@ write the result to a partitioned Parquet table that a re-run overwrites one par
     table = batch.stamp(scored, "flight_delay", version.version, scored_at)
     batch.write_partitions(table, folder, ["month"])                   # replaces only the months in ``table``
 
-Everything that runs on executors (``score_partitions``) lives here, not in a notebook, so a worker process
-can import it. Scores are P(positive class): the second column of a ``predict_proba`` model's output (see
+``score_partitions`` runs on the executors; it lives here because chapters 19 and 26 share it (PySpark
+would ship a notebook-defined function to the workers with cloudpickle just as well).
+Scores are P(positive class): the second column of a ``predict_proba`` model's output (see
 ``helpers.registry.positive_scores``).
 """
 

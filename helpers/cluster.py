@@ -38,7 +38,7 @@ from pathlib import Path
 from helpers.java import ensure_java
 from helpers.paths import WORK_ENV, project_root, work_dir
 from helpers.processes import alive, launch, port_open, stop_group, wait_until
-from helpers.spark import free_port
+from helpers.spark import DEFAULT_DRIVER_MEMORY, DRIVER_MEMORY_ENV, free_port
 
 STARTUP_TIMEOUT_S = 120
 
@@ -222,6 +222,9 @@ def start_connect_server(master: str = "local[2]") -> Server:
         str(spark_home() / "bin" / "spark-submit"),
         "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
         "--master", master,
+        # The server is the driver of every client's queries, and keeps their cached tables: as much memory as a
+        # local session's driver gets (spark-submit's default of 1g ran out broadcasting chapter 25's join).
+        "--driver-memory", os.environ.get(DRIVER_MEMORY_ENV, DEFAULT_DRIVER_MEMORY),
         "--conf", f"spark.connect.grpc.binding.port={port}",
         "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
         "--conf", "spark.driver.host=127.0.0.1",

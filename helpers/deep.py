@@ -2,7 +2,7 @@
 trains it in this process or as one of several DistributedDataParallel processes.
 
 The same function serves both, which is what ``pyspark.ml.torch.distributor.TorchDistributor``
-needs: it pickles a *top-level, importable* function, starts ``num_processes`` copies of it with
+needs: it pickles the function (cloudpickle: a notebook function works too), starts ``num_processes`` copies of it with
 ``torchrun`` and returns what the process of rank 0 returned::
 
     result = train(x_train, y_train, x_valid, y_valid)                           # one process

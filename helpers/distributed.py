@@ -1,6 +1,5 @@
 """Single-machine models at Spark scale: score a fitted scikit-learn-style model (scikit-learn,
-LightGBM, XGBoost's sklearn API) over a Spark DataFrame, and run independent training trials as
-Spark tasks.
+LightGBM, XGBoost's sklearn API) over a Spark DataFrame.
 
 The pattern is the one Databricks recommends for "train on one machine, apply everywhere": fit on
 the driver from a pandas sample, ship the fitted model to the executors **once** (a broadcast
@@ -8,24 +7,22 @@ variable on a classic session; on Spark Connect, where there is no ``SparkContex
 travels inside the function, which Spark also sends once per query), and apply it to Arrow batches
 of rows with a pandas UDF or ``mapInPandas``.
 
-    p1 = score_udf(model, FEATURES)
-    scored = frame.withColumn("p1", p1(*FEATURES))            # a column expression
-    scored = score_partitions(frame, model, FEATURES)          # or whole batches, all columns kept
-    margin = score_udf(svm, FEATURES, method="decision_function")   # any per-row score the model has
+    scored = score_partitions(frame, model, FEATURES)          # whole batches, all columns kept
+    scored = score_partitions(frame, model, FEATURES, method="predict")   # any per-row score the model has
 
-    results = run_trials(spark, fit_and_score, [{"C": 1.0}, {"C": 10.0}])   # one Spark task each
+Chapters 08 and 09 write these steps out in their own cells (a broadcast, ``mapInPandas``, a pandas UDF, one
+Spark task per trial); the chapters after them, which teach something else, call this module.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 Prepare = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -75,37 +72,6 @@ def model_scores(model: Any, features: pd.DataFrame, method: str = "predict_prob
     return pd.Series(values, index=features.index, dtype="float64")
 
 
-def score_udf(model: Any, feature_names: Sequence[str], method: str = "predict_proba", prepare: Prepare | None = None,
-              positive_index: int = 1, spark: SparkSession | None = None) -> Callable[..., Column]:
-    """A pandas UDF that scores rows with the model (see ``model_scores`` for ``method``), as a double.
-
-    Call it with the feature columns in the order of ``feature_names``:
-    ``frame.withColumn("p1", score_udf(model, FEATURES)(*FEATURES))``. The columns arrive as a
-    pandas DataFrame with those names; ``prepare`` can turn it into exactly what the model was
-    trained on (dtypes, categories). The model is shared once and unpacked once per task.
-    """
-    from pyspark.sql.functions import pandas_udf
-
-    names = list(feature_names)
-    if not names:
-        raise ValueError("score_udf needs at least one feature name.")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
-    shared = share(model, spark)
-
-    def score(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.Series]:
-        fitted = shared_value(shared)
-        for columns in batches:
-            if isinstance(columns, pd.Series):  # a single feature column arrives unwrapped
-                columns = (columns,)
-            features = pd.DataFrame(dict(zip(names, columns, strict=True)))
-            if prepare is not None:
-                features = prepare(features)
-            yield model_scores(fitted, features, method, positive_index)
-
-    return pandas_udf(score, "double")
-
-
 def score_partitions(frame: DataFrame, model: Any, feature_names: Sequence[str], output_col: str = "p1",
                      method: str = "predict_proba", prepare: Prepare | None = None,
                      positive_index: int = 1) -> DataFrame:
@@ -136,30 +102,3 @@ def score_partitions(frame: DataFrame, model: Any, feature_names: Sequence[str],
 
     schema = StructType([*frame.schema.fields, StructField(output_col, DoubleType())])
     return frame.mapInPandas(score, schema)
-
-
-def run_trials(spark: SparkSession, trial: Callable[[dict[str, Any]], Mapping[str, float]],
-               settings: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Run ``trial(setting)`` for every setting, one Spark task per setting, in a single Spark job.
-
-    ``trial`` is any function of a dict of (JSON-serialisable) parameters that returns a dict of
-    numbers (its metrics); it runs on an executor, so it must bring its own data (a small pandas
-    frame captured in the closure, or a path it reads). Returns one row per setting, in the order
-    given: the parameters, then the metrics.
-    """
-    if not settings:
-        raise ValueError("run_trials needs at least one setting.")
-    encoded = [json.dumps(dict(s), sort_keys=True) for s in settings]
-    # range() splits its ids evenly over numPartitions: exactly one setting per partition, so one per task.
-    tasks = spark.range(0, len(encoded), 1, numPartitions=len(encoded))
-
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            for number in batch["id"]:
-                metrics = {k: float(v) for k, v in trial(json.loads(encoded[int(number)])).items()}
-                yield pd.DataFrame({"trial": [int(number)], "metrics": [json.dumps(metrics)]})
-
-    rows = tasks.mapInPandas(run, "trial int, metrics string").toPandas().sort_values("trial")
-    rows = rows.reset_index(drop=True)
-    metrics = pd.DataFrame([json.loads(m) for m in rows["metrics"]])
-    return pd.concat([pd.DataFrame([dict(s) for s in settings]), metrics], axis=1)

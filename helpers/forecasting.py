@@ -3,8 +3,8 @@ rolling-origin backtest and the forecast-accuracy metrics.
 
 The pattern (notebook 13) is Spark's "many models": every group of rows (one series, one cut-off
 date) goes to a Python worker as a pandas DataFrame, gets its own model, and comes back as rows of
-forecasts. The function that does that work runs on the executors, so it lives here, in a module
-every worker can import, and not in the notebook::
+forecasts. The function that does that work runs on the executors; it lives here because chapter 13
+and its lab share it (PySpark would ship a notebook-defined function to the executors just as well)::
 
     cutoffs = rolling_origins("2019-09-01", horizon=12, folds=3)          # three forecast origins
     history = backtest_frame(employment, cutoffs, horizon=12)           # each series once per origin

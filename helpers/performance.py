@@ -505,10 +505,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from helpers.bench_workloads import median_seconds
-    from helpers.spark import spark_session
+    from helpers.spark import DRIVER_MEMORY_ENV, spark_session
 
+    # This session runs beside the notebook's own JVM: the machine's driver-memory setting (Binder: 1g), else 2g.
+    memory = os.environ.get(DRIVER_MEMORY_ENV, "2g")
     spark = spark_session(f"local-{args.cores}-cores", extra_config={
-        "spark.master": f"local[{args.cores}]", "spark.driver.memory": "2g",
+        "spark.master": f"local[{args.cores}]", "spark.driver.memory": memory,
         "spark.sql.shuffle.partitions": str(args.shuffle_partitions)})
     try:
         frame = spark.read.parquet(str(args.data))

@@ -20,6 +20,7 @@ Version tags written by the gate (all strings): ``gate.decision`` (``promoted``/
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -232,6 +233,10 @@ def register(model: ModelInfo | str, name: str, description: str = "", tags: Map
         client.create_registered_model(name, description=model_description)
     if isinstance(model, str):
         source, run_id, model_id = model, None, None
+        logged = re.fullmatch(r"models:/(m-[0-9a-f]+)", model)
+        if logged:  # MLflow 3's logged-model URI: a tracking server wants the model id with it (SQLite does not)
+            model_id = logged.group(1)
+            run_id = client.get_logged_model(model_id).source_run_id
     else:
         source, run_id, model_id = model.model_uri, model.run_id, getattr(model, "model_id", None)
     return client.create_model_version(name, source, run_id=run_id, tags=dict(tags or {}),

@@ -183,6 +183,11 @@ def spark_session(app_name: str = "curriculum", extra_config: Mapping[str, str] 
         # Without it Spark warns that the hostname resolves to a loopback address.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if target.kind == "cluster":
+        # MLflow's Spark flavour stages a model in a folder that the driver and the executors both write and read
+        # (DBFS on Databricks). Its default, /tmp/mlflow, is on the driver's own disk: on a cluster the executors'
+        # parts of the model would land elsewhere. The shared work folder is seen by all (checked below).
+        os.environ.setdefault("MLFLOW_DFS_TMP", str(work_dir("mlflow-dfs-tmp")))
     config = session_config(target, app_name)
     config["spark.driver.extraJavaOptions"] += class_archive_options(java.home, java.version)
     builder = SparkSession.builder

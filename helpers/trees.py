@@ -1,5 +1,5 @@
 """Decision trees made readable: the structure of a fitted Spark tree, its split rules in words, and a
-drawing of it; plus the impurity measures that choose the splits.
+drawing of it (chapter 06 computes the impurity measures themselves in its own cells).
 
 A fitted ``DecisionTreeClassificationModel`` (or one tree of a forest) becomes a plain ``TreeNode``::
 
@@ -30,51 +30,6 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from pyspark.sql import DataFrame
-
-
-# ---------------------------------------------------------------------------------------------
-# Impurity: how mixed the classes in a node are
-# ---------------------------------------------------------------------------------------------
-
-
-def _shares(counts: Sequence[float]) -> np.ndarray:
-    values = np.asarray(counts, dtype=float)
-    if values.ndim != 1 or values.size == 0 or (values < 0).any():
-        raise ValueError(f"class counts must be a non-empty list of non-negative numbers, not {counts!r}")
-    total = values.sum()
-    if total == 0:
-        raise ValueError("class counts must not all be zero")
-    return values / total
-
-
-def gini(counts: Sequence[float]) -> float:
-    """Gini impurity of a node with these class counts: the chance that two rows drawn at random
-    (with replacement) belong to different classes. 0 for a pure node, ``1 - 1/k`` at most."""
-    shares = _shares(counts)
-    return float(1.0 - np.sum(shares**2))
-
-
-def entropy(counts: Sequence[float]) -> float:
-    """Entropy in bits: how many yes/no questions it takes, on average, to name a row's class.
-    0 for a pure node, ``log2(k)`` at most. (Spark's ``impurity="entropy"`` uses base 2 too.)"""
-    shares = _shares(counts)
-    shares = shares[shares > 0]
-    return float(-np.sum(shares * np.log2(shares)) + 0.0)
-
-
-def impurity_decrease(parent: Sequence[float], left: Sequence[float], right: Sequence[float],
-                      measure: str = "gini") -> float:
-    """How much a split lowers impurity: the parent's impurity minus the children's impurities
-    weighted by their share of the rows. This is the *information gain* a tree maximises."""
-    functions = {"gini": gini, "entropy": entropy}
-    if measure not in functions:
-        raise ValueError(f"measure must be 'gini' or 'entropy', not {measure!r}")
-    impurity = functions[measure]
-    n_left, n_right = float(np.sum(left)), float(np.sum(right))
-    if not math.isclose(n_left + n_right, float(np.sum(parent))):
-        raise ValueError("the children's counts must add up to the parent's")
-    n = n_left + n_right
-    return impurity(parent) - (n_left / n) * impurity(left) - (n_right / n) * impurity(right)
 
 
 # ---------------------------------------------------------------------------------------------

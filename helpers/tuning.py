@@ -250,9 +250,9 @@ def optimize_on_spark(spark: SparkSession, study: optuna.Study, objective: Objec
     ``objective(trial, data)`` is a normal Optuna objective: it asks for its settings with
     ``trial.suggest_*`` over the ranges of ``space`` (``suggest`` does that for a whole space), may
     call ``trial.report`` / ``trial.should_prune()`` and ``trial.set_user_attr``, and returns the
-    value to optimise. It runs on the executors, so define it in a module the workers can import
-    (on a cluster, installed there), not in a notebook; ``data`` reaches each executor once (a
-    broadcast on a classic session, inside the task's closure over Spark Connect).
+    value to optimise. It runs on the executors; PySpark ships it there with cloudpickle (a notebook
+    function works), so only the libraries it imports must be installed on every node; ``data`` reaches
+    each executor once (a broadcast on a classic session, inside the task's closure over Spark Connect).
 
     Each batch is one Spark job of ``batch_size`` tasks: the driver asks the sampler for the
     settings (a sampler with ``constant_liar=True`` spreads a batch out instead of proposing one

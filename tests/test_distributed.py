@@ -39,38 +39,6 @@ def test_shared_objects_may_hold_functions_defined_on_the_driver(spark, data) ->
     np.testing.assert_allclose(scored["p1"].to_numpy(), doubled.predict_proba(data[["x1"]])[:, 1], rtol=1e-12)
 
 
-def test_score_udf_matches_the_model_on_the_driver(spark, data, model) -> None:
-    frame = spark.createDataFrame(data).repartition(3)
-    p1 = distributed.score_udf(model, ["x1", "x2"])
-    scored = frame.withColumn("p1", p1("x1", "x2")).toPandas().sort_values("row")
-    expected = model.predict_proba(data[["x1", "x2"]])[:, 1]
-    np.testing.assert_allclose(scored["p1"].to_numpy(), expected, rtol=1e-12)
-
-
-def test_score_udf_with_one_column_and_a_prepare_step(spark, data) -> None:
-    one = LogisticRegression().fit(data[["x1"]] * 2, data["label"])
-    frame = spark.createDataFrame(data)
-    p1 = distributed.score_udf(one, ["x1"], prepare=lambda f: f * 2, positive_index=0)
-    scored = frame.withColumn("p0", p1("x1")).toPandas().sort_values("row")
-    np.testing.assert_allclose(scored["p0"].to_numpy(), one.predict_proba(data[["x1"]] * 2)[:, 0], rtol=1e-12)
-
-
-def test_score_udf_needs_features_and_a_known_method(model) -> None:
-    with pytest.raises(ValueError, match="at least one feature"):
-        distributed.score_udf(model, [])
-    with pytest.raises(ValueError, match="method must be one of"):
-        distributed.score_udf(model, ["x1"], method="transform")
-
-
-def test_score_udf_can_return_the_decision_function(spark, data) -> None:
-    from sklearn.svm import SVC
-
-    svm = SVC(kernel="rbf").fit(data[["x1", "x2"]], data["label"])
-    margin = distributed.score_udf(svm, ["x1", "x2"], method="decision_function")
-    scored = spark.createDataFrame(data).withColumn("margin", margin("x1", "x2")).toPandas().sort_values("row")
-    np.testing.assert_allclose(scored["margin"].to_numpy(), svm.decision_function(data[["x1", "x2"]]), rtol=1e-10)
-
-
 def test_model_scores_returns_one_double_per_row(data, model) -> None:
     X = data[["x1", "x2"]]
     labels = distributed.model_scores(model, X, method="predict")
@@ -95,21 +63,3 @@ def test_score_partitions_reports_bad_columns(spark, data, model) -> None:
     with pytest.raises(ValueError, match="method must be one of"):
         distributed.score_partitions(frame, model, ["x1", "x2"], method="score")
 
-
-def test_run_trials_runs_each_setting_in_its_own_task_in_order(spark) -> None:
-    def trial(params: dict) -> dict:
-        from pyspark import TaskContext
-
-        return {"double": 2 * params["value"], "partition": TaskContext.get().partitionId()}
-
-    settings = [{"value": v, "name": n} for v, n in [(3, "c"), (1, "a"), (2, "b"), (5, "e")]]
-    results = distributed.run_trials(spark, trial, settings)
-    assert list(results.columns) == ["value", "name", "double", "partition"]
-    assert results["value"].tolist() == [3, 1, 2, 5]
-    assert results["double"].tolist() == [6.0, 2.0, 4.0, 10.0]
-    assert sorted(results["partition"].tolist()) == [0.0, 1.0, 2.0, 3.0]
-
-
-def test_run_trials_needs_settings(spark) -> None:
-    with pytest.raises(ValueError, match="at least one setting"):
-        distributed.run_trials(spark, lambda p: {}, [])

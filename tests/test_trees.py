@@ -22,41 +22,6 @@ DEBUG = """DecisionTreeClassificationModel: uid=dtc_1, depth=2, numNodes=5, numC
 pytestmark = pytest.mark.usefixtures("plot_style")
 
 
-# --- impurity -------------------------------------------------------------------------------
-
-
-def test_gini_and_entropy_known_values() -> None:
-    assert trees.gini([10, 0]) == 0.0
-    assert trees.gini([5, 5]) == pytest.approx(0.5)
-    assert trees.gini([1, 1, 1]) == pytest.approx(2 / 3)
-    assert trees.entropy([7, 0]) == 0.0
-    assert trees.entropy([5, 5]) == pytest.approx(1.0)
-    assert trees.entropy([1, 1, 1, 1]) == pytest.approx(2.0)
-
-
-def test_impurity_decrease_is_parent_minus_weighted_children() -> None:
-    # A perfect split of a 50/50 node removes all of its impurity.
-    assert trees.impurity_decrease([5, 5], [5, 0], [0, 5]) == pytest.approx(0.5)
-    assert trees.impurity_decrease([5, 5], [5, 0], [0, 5], measure="entropy") == pytest.approx(1.0)
-    # A split that keeps the class mix in both children gains nothing.
-    assert trees.impurity_decrease([4, 4], [2, 2], [2, 2]) == pytest.approx(0.0)
-    # By hand: parent gini 0.5; left [3,1] gini 0.375; right [1,3] gini 0.375 -> 0.125.
-    assert trees.impurity_decrease([4, 4], [3, 1], [1, 3]) == pytest.approx(0.125)
-
-
-@pytest.mark.parametrize("counts", [[], [0, 0], [-1, 2]])
-def test_impurity_rejects_impossible_counts(counts) -> None:
-    with pytest.raises(ValueError):
-        trees.gini(counts)
-
-
-def test_impurity_decrease_checks_its_arguments() -> None:
-    with pytest.raises(ValueError, match="add up"):
-        trees.impurity_decrease([4, 4], [3, 1], [1, 1])
-    with pytest.raises(ValueError, match="measure"):
-        trees.impurity_decrease([4, 4], [3, 1], [1, 3], measure="variance")
-
-
 # --- parsing and structure ------------------------------------------------------------------
 
 
@@ -147,7 +112,7 @@ def test_plot_tree_shows_class_shares_when_counts_are_known() -> None:
     leaf_a = trees.TreeNode(prediction=0.0, counts=(8.0, 2.0))
     leaf_b = trees.TreeNode(prediction=1.0, counts=(1.0, 9.0))
     root = trees.TreeNode(prediction=1.0, feature=0, threshold=1.5, left=leaf_a, right=leaf_b,
-                          counts=(9.0, 11.0), impurity=trees.gini([9, 11]))
+                          counts=(9.0, 11.0), impurity=1 - (9 / 20) ** 2 - (11 / 20) ** 2)
     texts = _texts(trees.plot_tree(root, ["x"], ["no", "yes"], impurity_label="gini"))
     assert any("no 80% · n = 10" in t for t in texts)
     assert any("yes 55% · n = 20" in t and "gini 0.495" in t for t in texts)
@@ -180,7 +145,7 @@ def test_tree_structure_matches_the_model(fitted) -> None:
     assert (root.depth(), root.num_nodes()) == (tree.depth, tree.numNodes)
     labels = [r.label for r in frame.select("label").collect()]
     assert root.counts == (float(labels.count(0.0)), float(labels.count(1.0)))
-    assert root.impurity == pytest.approx(trees.gini(root.counts))
+    assert root.impurity == pytest.approx(1 - sum((c / sum(root.counts)) ** 2 for c in root.counts))
     # Walking the structure gives the model's own predictions, row by row.
     for row in scored.select("features", "prediction").collect():
         assert root.predict(row.features.toArray()) == row.prediction

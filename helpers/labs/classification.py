@@ -84,16 +84,27 @@ def test_logistic(model: Transformer) -> str:
     """``model``: a fitted pipeline that reads the raw loan columns and outputs ``probability`` of ``label``."""
     from sklearn.metrics import roc_auc_score
 
+    from helpers.loans import FEATURES
+
     require(_is_fitted_spark_model(model), f"model should be a FITTED pipeline (what `.fit(train)` returns), not "
                                            f"{type(model).__name__}")
     p_bad, labels = _p_bad(model, loan_sets(active_spark())[2])
     auc = float(roc_auc_score(labels, p_bad))
     require(auc > 0.5, f"ROC AUC {auc:.3f} is below 0.5: your scores rank GOOD loans as riskier — is the label "
                        "1.0 for a bad loan (`labelCol=\"label\"`), and do you read probability[1]?")
+    # Lending Club priced the risk into the rate, which alone ranks the test loans nearly as well as chapter 05's model
+    # (within the noise of 113 bad loans): a model of the rate alone is the mistake to name, not a bar to clear.
+    test = loan_sets(active_spark())[2].toPandas().sort_values(list(FEATURES), kind="stable")
+    rate_alone = float(roc_auc_score(test["label"], test["int_rate"]))
+    inputs = {column for stage in getattr(model, "stages", [model])
+              for column in (stage.getInputCols() if stage.hasParam("inputCols") and stage.isSet("inputCols") else [])}
+    require(not inputs or bool(inputs - {"int_rate"}),
+            f"the model reads the interest rate alone (ROC AUC {auc:.3f}; the rate by itself ranks the loans at "
+            f"{rate_alone:.3f}): assemble every loan column, as chapter 05 does")
     require(auc >= AUC_LIMIT, f"ROC AUC {auc:.3f} is below {AUC_LIMIT}: chapter 05's model reaches 0.757. With 119 "
                               "one-hot slots and no penalty the model over-fits — set regParam (0.01) and "
                               "elasticNetParam (0.5), and fit on `train`")
-    return f"test ROC AUC {auc:.3f} (chapter 05: 0.757; limit {AUC_LIMIT})"
+    return f"test ROC AUC {auc:.3f} (chapter 05: 0.757; the interest rate alone: {rate_alone:.3f})"
 
 
 @check("Threshold: catch 60% of the bad validation loans, flagging as few as possible")
@@ -104,11 +115,20 @@ def test_threshold(model: Transformer, threshold: float) -> str:
     require(0 < threshold < 1, f"threshold {threshold} is not a probability between 0 and 1")
     p_bad, labels = _p_bad(model, loan_sets(active_spark())[1])
     bad = labels == 1.0
-    recall = float((p_bad[bad] >= threshold).mean())
-    flagged = float((p_bad >= threshold).mean())
     candidates = np.unique(p_bad)
-    best = float(max(t for t in candidates if (p_bad[bad] >= t).mean() >= RECALL_TARGET))
-    best_flagged = float((p_bad >= best).mean())
+
+    def judged(flags):
+        """(recall, share flagged, best threshold, its share flagged) under one rule for "flagged"."""
+        recall, flagged = float(flags(threshold)[bad].mean()), float(flags(threshold).mean())
+        best = float(max(t for t in candidates if flags(t)[bad].mean() >= RECALL_TARGET))
+        return recall, flagged, best, float(flags(best).mean())
+
+    # Spark's setThreshold flags P(bad) > t (chapter 05 counts that way); the curves of scikit-learn count P(bad) >= t.
+    # With tied scores the two rules give different answers, and each is right for its rule: either passes.
+    rules = {"P(bad) > t": judged(lambda t: p_bad > t), "P(bad) >= t": judged(lambda t: p_bad >= t)}
+    passing = [rule for rule, (recall, flagged, _, best_flagged) in rules.items()
+               if recall >= RECALL_TARGET and flagged <= best_flagged + 0.01]
+    recall, flagged, best, best_flagged = rules[passing[0] if passing else "P(bad) >= t"]
     require(threshold != 0.5 or recall >= RECALL_TARGET,
             f"at the default threshold 0.5 the model flags {flagged:.1%} of the loans and catches {recall:.0%} of "
             "the bad ones: P(bad) rarely reaches 0.5 when only 5% of loans go bad — choose a lower threshold")
@@ -118,7 +138,7 @@ def test_threshold(model: Transformer, threshold: float) -> str:
             f"threshold {threshold:.4f} flags {flagged:.1%} of the loans, but {best:.4f} still catches 60% of the bad "
             f"ones and flags only {best_flagged:.1%}: choose the HIGHEST threshold whose recall is at least 0.6 "
             "(on the validation loans, not the test loans)")
-    return f"threshold {threshold:.4f}: recall {recall:.1%}, {flagged:.1%} of validation loans flagged"
+    return f"threshold {threshold:.4f}: recall {recall:.1%}, {flagged:.1%} of validation loans flagged ({passing[0]})"
 
 
 @check("Linear SVM (MLlib LinearSVC): accuracy on the test biopsies")

@@ -9,6 +9,7 @@ is judged, never their code.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import TYPE_CHECKING, Any
 
 from helpers.labs import active_spark, check, finished_run, require
@@ -71,8 +72,8 @@ def test_inspect(n_sales: int, busiest: str) -> str:
 
     houses = load_pandas("ames")
     counts = houses["neighborhood"].value_counts()
-    require(isinstance(n_sales, int), f"n_sales should be an int (what `.count()` returns), not "
-                                      f"{type(n_sales).__name__}")
+    require(isinstance(n_sales, numbers.Integral) and not isinstance(n_sales, bool),
+            f"n_sales should be a whole number (what `.count()` returns), not {type(n_sales).__name__}")
     require(n_sales != houses.shape[1], f"{n_sales} is the number of columns; count the rows with `houses.count()`")
     require(n_sales == len(houses), f"n_sales is {n_sales:,} but the table has {len(houses):,} sales — count the "
                                     "whole `houses` DataFrame, before any filter")
