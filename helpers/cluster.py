@@ -169,7 +169,7 @@ def _alive_workers(ui_port: int) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as response:
             return int(json.load(response).get("aliveworkers", 0))
-    except OSError:
+    except (OSError, ValueError):  # not listening yet, or (a busy machine, seen in CI) an empty page while it starts
         return 0
 
 
@@ -208,8 +208,8 @@ def start_standalone(workers: int = 1, cores_per_worker: int = 2, memory_per_wor
                                extra_env=extra_env))
     try:
         _wait(lambda: _alive_workers(ui_port) >= workers, f"{workers} worker(s) registered", master)
-    except RuntimeError:
-        stop(servers)  # the master is already stopped; do not leave its workers behind
+    except BaseException:
+        stop(servers)  # whatever went wrong, leave no master or worker behind
         raise
     return servers
 

@@ -257,3 +257,27 @@ def test_the_smoke_set_proves_both_switches() -> None:
     executors_load = [p for p in runner.discover(notebooks_dir()) if p.name[:2] in EXECUTOR_MODEL_NOTEBOOKS]
     assert any("mapInPandas" in p.read_text() or "spark_udf" in p.read_text() for p in executors_load), (
         "the standalone smoke set needs a chapter whose executors load a model")
+
+
+def test_a_master_page_that_is_not_json_yet_counts_as_no_worker() -> None:
+    """Seen in CI on a busy machine: the master's /json/ answered with an empty page while it started, and the
+    JSON error escaped the start-up wait, leaving the master and worker running."""
+    import http.server
+    import threading
+
+    class EmptyPage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), EmptyPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert cluster._alive_workers(server.server_address[1]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
