@@ -19,3 +19,10 @@ def test_feature_stages_build_the_expected_vector(spark) -> None:
     building_types = frame.select("bldg_type").distinct().count()
     # one-hot drops one reference slot per column, and handleInvalid="keep" adds one for unseen values
     assert vector.size == len(houses.COMPACT_NUMERIC) + neighborhoods + building_types
+
+
+def test_drop_giant_houses_leaves_out_the_five_the_author_names(spark) -> None:
+    frame = load("ames", spark)
+    kept = houses.drop_giant_houses(frame)
+    assert frame.count() - kept.count() == 5
+    assert kept.agg({"gr_liv_area": "max"}).first()[0] <= houses.MAX_LIVING_AREA

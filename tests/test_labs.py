@@ -525,6 +525,19 @@ def test_trees_forest(loan_forests, monkeypatch) -> None:
     fails_with(lab.test_forest(good), "below 0.99", "loans.NUMERIC")
 
 
+def test_trees_forest_of_the_rate_alone(spark) -> None:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.feature import VectorAssembler
+
+    from helpers.labs import trees as lab
+
+    rate_only = Pipeline(stages=[VectorAssembler(inputCols=["int_rate"], outputCol="features"),
+                                 RandomForestClassifier(numTrees=40, maxDepth=4, seed=42)]).fit(
+        lab.loan_sets(spark)[0])
+    fails_with(lab.test_forest(rate_only), "reads only int_rate", "loans.NUMERIC")
+
+
 def test_trees_importance(loan_forests) -> None:
     from helpers.labs import trees as lab
 

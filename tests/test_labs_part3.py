@@ -33,10 +33,10 @@ def test_tuning_sets_are_the_chapters(spark) -> None:
     from helpers.labs import tuning as lab
 
     data = lab.house_data(spark)
-    assert {name: len(frame) for name, frame in data.items()} == {"train": 1845, "validate": 501, "test": 584}
+    assert {name: len(frame) for name, frame in data.items()} == {"train": 1843, "validate": 500, "test": 582}
     assert len(lab.automl_columns(spark)) == 73
     train_features, test_features = lab.feature_sets(spark)
-    assert (train_features.count(), test_features.count()) == (2346, 584)
+    assert (train_features.count(), test_features.count()) == (2343, 582)
 
 
 def test_tuning_cross_validation(spark, monkeypatch) -> None:

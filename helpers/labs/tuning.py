@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-#: Chapter 16's cross-validated elastic net scores 0.0737 (RMSE of log10 price) on the test houses, as chapter
-#: 03's linear regression (0.0741); strong penalties (regParam 0.1 and up) score 0.09 and worse.
-CV_RMSE_LIMIT = 0.08
+#: Chapter 16's cross-validated elastic net scores 0.0594 (RMSE of log10 price) on the test houses, chapter 03's
+#: linear regression 0.0588; in chapter 04's sweep regParam 0.01 scores 0.066, a strong penalty (0.03) 0.080 and
+#: the six plain predictors 0.083.
+CV_RMSE_LIMIT = 0.07
 #: The smallest grid worth the name: two values of each of two hyperparameters.
 MIN_SETTINGS = 4
 MIN_FOLDS = 3
@@ -30,8 +31,9 @@ FOLDS = 3
 #: grid 0.0185.
 N_TRIALS = 16
 TOY_GAP_LIMIT = 0.01
-#: Chapter 17's AutoML search of the houses: LightGBM scores 0.0651 on the test houses after 10 trials of its own
-#: (5 trials: 0.085), the random forest 0.078; the best linear model of the course 0.0737.
+#: Chapter 17's AutoML search of the houses: LightGBM scores 0.0629 on the test houses after 10 trials of its own,
+#: depth-wise XGBoost 0.0686, leaf-wise XGBoost 0.0716, the random forest 0.0797; the tuned linear models of
+#: chapters 03 and 16 0.059. The mark admits every boosted learner FLAML tuned well and no forest.
 AUTOML_RMSE_LIMIT = 0.07
 MIN_AUTOML_TRIALS = 10
 #: The split of chapters 03, 16 and 17: test houses by a hash of the whole row (seed 42), then 20% of the other
@@ -47,7 +49,7 @@ def house_sets(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
     from helpers.datasets import load
     from helpers.splits import hash_split
 
-    frame = houses.with_target(load("ames", spark))
+    frame = houses.with_target(houses.drop_giant_houses(load("ames", spark)))
     train_all, test = hash_split(frame, test_fraction=TEST_FRACTION, keys=frame.columns)
     train, validation = hash_split(train_all, test_fraction=VALIDATION_FRACTION, keys=frame.columns, seed=7)
     return train, validation, test
@@ -134,7 +136,7 @@ def test_cross_validation(cv_model: Any) -> str:
     best = cv_model.getEstimatorParamMaps()[min(range(settings), key=lambda i: cv_model.avgMetrics[i])]
     chosen = ", ".join(f"{param.name}={value:g}" for param, value in best.items())
     require(rmse < CV_RMSE_LIMIT, f"the chosen setting ({chosen}) scores an RMSE of {rmse:.4f} on the test houses, "
-                                  f"above {CV_RMSE_LIMIT}: chapter 16's grid (regParam 0.001 and 0.01) reaches 0.074 "
+                                  f"above {CV_RMSE_LIMIT}: chapter 16's grid (regParam 0.001 and 0.01) reaches 0.059 "
                                   "— are the penalties in your grid far too strong?")
     return f"{settings} settings × {folds} folds; chose {chosen}; test RMSE {rmse:.4f} (limit {CV_RMSE_LIMIT})"
 
@@ -198,7 +200,7 @@ def test_tracking(parent_run_id: str, study: optuna.Study) -> str:
     return f"{len(children)} nested trial runs; best_loss {best:.4f}"
 
 
-@check("AutoML: a reproducible FLAML search that beats the linear model")
+@check("AutoML: a reproducible FLAML search of boosted trees and forests")
 def test_automl(search: Any) -> str:
     """``search``: a fitted ``flaml.AutoML`` regression of ``log_price`` on the raw house columns, optimising RMSE;
     its best model is re-scored on the lab's test houses."""
@@ -227,7 +229,7 @@ def test_automl(search: Any) -> str:
     rmse = _rmse(predicted, test[houses.TARGET])
     require(rmse < AUTOML_RMSE_LIMIT, f"the best model ({search.best_estimator}) scores an RMSE of {rmse:.4f} on "
                                       f"the test houses, above {AUTOML_RMSE_LIMIT}: chapter 17's LightGBM reaches "
-                                      "0.065 after 10 trials of its own — include \"lgbm\" in estimator_list, give "
+                                      "0.063 after 10 trials of its own — include \"lgbm\" in estimator_list, give "
                                       "max_iter 10 trials per learner, and pass the validation houses as X_val/y_val")
     return (f"best of {trials} trials {per_learner}: {search.best_estimator}, test RMSE {rmse:.4f} "
-            f"(limit {AUTOML_RMSE_LIMIT}; linear model 0.074)")
+            f"(limit {AUTOML_RMSE_LIMIT}; chapter 16's tuned linear model 0.059)")
