@@ -125,7 +125,7 @@ def test_a_task_past_its_timeout_is_stopped_and_reported(work: Path) -> None:
 
 def test_the_job_maps_to_databricks_and_airflow() -> None:
     job = Job("retrain", [Task("ingest", "notebooks/jobs/ingest.ipynb", max_retries=2, timeout_seconds=600,
-                               parameters={"months": "1-9"}),
+                               min_retry_interval_seconds=5, parameters={"months": "1-9"}),
                           Task("train", "notebooks/jobs/train.ipynb", depends_on=("ingest",))],
               parameters={"scale": "default"})
     definition = jobs.to_databricks(job, root="/Workspace/curriculum", schedule="0 0 6 * * ?")
@@ -137,6 +137,11 @@ def test_the_job_maps_to_databricks_and_airflow() -> None:
     assert ingest["max_retries"] == 2 and ingest["timeout_seconds"] == 600
     assert train["depends_on"] == [{"task_key": "ingest"}]
     assert definition["parameters"] == [{"name": "scale", "default": "default"}]
+    # The Databricks SDK's own model of a job reads the definition and writes it back unchanged: a misspelt or
+    # misplaced field would be dropped on the way.
+    from databricks.sdk.service.jobs import JobSettings
+
+    assert JobSettings.from_dict(definition).as_dict() == definition
     assert "resources:" in jobs.to_bundle_yaml(job)
     dag = jobs.to_airflow(job)
     compile(dag, "dag.py", "exec")  # valid Python
