@@ -339,6 +339,11 @@ def wait_for_batches(query: StreamingQuery, batches: int, timeout: float = 300.0
         if failure is not None:
             raise RuntimeError(f"streaming query {query.name} failed: {failure}")
         if not query.isActive:
+            # A failing query records its error and then stops: read the error again, since it may have been
+            # recorded between the two calls above.
+            failure = query.exception()
+            if failure is not None:
+                raise RuntimeError(f"streaming query {query.name} failed: {failure}")
             raise RuntimeError(f"streaming query {query.name} stopped before {batches} micro-batch(es) with data")
         if time.monotonic() > deadline:
             raise TimeoutError(f"streaming query {query.name} did not finish {batches} micro-batch(es) with data "

@@ -134,3 +134,19 @@ def test_wait_for_batches_reports_a_failed_query(spark, tmp_path: Path) -> None:
         query.stop()
     with pytest.raises(ValueError, match="files_per_batch"):
         streaming.read_landing(spark, paths.landing, stream=False, files_per_batch=1)
+
+
+def test_wait_for_batches_reports_an_error_recorded_as_the_query_stops() -> None:
+    """The query's error can be recorded between the error check and the activity check of one poll: the query
+    is then inactive, and its error, not "stopped before", is what the learner must read."""
+
+    class FailingAsPolled:
+        name, recentProgress, isActive, lastProgress = "predictions", [], False, None
+        calls = 0
+
+        def exception(self):
+            self.calls += 1
+            return None if self.calls == 1 else "poisoned record"
+
+    with pytest.raises(RuntimeError, match="failed: poisoned record"):
+        streaming.wait_for_batches(FailingAsPolled(), 1, timeout=5)
