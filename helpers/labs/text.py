@@ -32,6 +32,10 @@ AUC_LIMIT = 0.75
 #: The semantic-search question of task 5, and how many hits it asks for.
 QUERY = "The coffee tasted burnt and bitter."
 K = 3
+#: HTML tags such as ``<br />``, which scraped reviews contain (a Java and Python regular expression).
+HTML_TAG = r"<[^>]+>"
+#: The length of every all-MiniLM-L6-v2 embedding.
+EMBEDDING_DIM = 384
 
 
 def review_sets(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
@@ -55,11 +59,33 @@ def search_corpus(spark: SparkSession) -> pd.DataFrame:
     """The first 200 of the lab's test reviews by review_id, with ``text``: the review without HTML tags."""
     from pyspark.sql import functions as F
 
-    from helpers.text import HTML_TAG
-
     test = review_sets(spark)[1]
     return (test.withColumn("text", F.trim(F.regexp_replace("review", HTML_TAG, " ")))
             .select("review_id", "score", "text").orderBy("review_id").limit(200).toPandas())
+
+
+@functools.cache
+def sentence_model() -> Any:
+    """Chapter 14's sentence-embedding model (all-MiniLM-L6-v2, from its bundled files, offline), loaded once:
+    ``sentence_model().encode(texts, normalize_embeddings=True)`` is a ``(len(texts), 384)`` array."""
+    from helpers.datasets import sentence_model_folder
+
+    folder = sentence_model_folder()  # sets the Hugging Face offline switches before the import below
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(folder, device="cpu", local_files_only=True)
+    model.max_seq_length = 128
+    return model
+
+
+def _unit_embeddings(texts: list[str]) -> np.ndarray:
+    return np.asarray(sentence_model().encode(texts, batch_size=64, show_progress_bar=False,
+                                              normalize_embeddings=True), dtype=np.float64)
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 @functools.cache
@@ -179,26 +205,28 @@ def test_most_negative(model: Transformer, most_negative: str) -> str:
 def test_search(embeddings: np.ndarray, nearest: Any) -> str:
     """``embeddings``: the (200, 384) sentence embeddings of ``search_corpus``'s ``text``, in its order;
     ``nearest``: the ``review_id`` of the ``K`` reviews most similar to ``QUERY``, best first."""
-    from helpers import text
-
     corpus = search_corpus(active_spark())
     matrix = np.asarray(embeddings, dtype=np.float64)
-    require(matrix.shape == (len(corpus), text.EMBEDDING_DIM),
-            f"embeddings has shape {matrix.shape}, expected ({len(corpus)}, {text.EMBEDDING_DIM}): one row per "
-            "review of `corpus`, from text.embed(corpus[\"text\"].tolist())")
+    require(matrix.shape == (len(corpus), EMBEDDING_DIM),
+            f"embeddings has shape {matrix.shape}, expected ({len(corpus)}, {EMBEDDING_DIM}): one row per "
+            "review of `corpus`, from lab.sentence_model().encode(corpus[\"text\"].tolist())")
+    # Unit length or not, a row is right when it points the same way as the model's embedding: cosine similarity
+    # ignores length.
+    matrix = _unit_rows(matrix)
     sample = [0, len(corpus) // 2, len(corpus) - 1]
-    fresh = text.embed(corpus["text"].iloc[sample].tolist())
+    fresh = _unit_embeddings(corpus["text"].iloc[sample].tolist())
     require(np.allclose(matrix[sample], fresh, atol=1e-3),
             "some rows differ from the model's embeddings of corpus[\"text\"] in the same order — embed the cleaned "
-            "`text` column, keep the rows in order and normalise (text.embed does)")
+            "`text` column with lab.sentence_model() and keep the rows in corpus's order")
     ids = [int(i) for i in np.asarray(nearest).ravel()]
     require(len(ids) == K, f"nearest holds {len(ids)} ids; the task asks for the {K} nearest reviews")
-    query = text.embed([QUERY])[0]
-    order, scores = text.most_similar(query, matrix, k=len(corpus))
+    scores = matrix @ _unit_embeddings([QUERY])[0]
+    order = np.argsort(-scores, kind="stable")
+    scores = scores[order]
     expected = [int(corpus["review_id"].iloc[i]) for i in order[:K]]
     known = set(corpus["review_id"].astype(int))
     require(all(i in known for i in ids), "some of the ids are not review_id values of `corpus` — map the row "
-                                          "positions most_similar returns to corpus[\"review_id\"]")
+                                          "positions of the highest similarities to corpus[\"review_id\"]")
     least = [int(corpus["review_id"].iloc[i]) for i in order[::-1][:K]]
     require(ids != least, "these are the LEAST similar reviews: sort by similarity in descending order")
     require(sorted(ids) == sorted(expected), f"the {K} reviews most similar to {QUERY!r} are {expected}; compare "
