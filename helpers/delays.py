@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.flights import FLIGHT_KEY
+from helpers.tracking import registered_name
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 #: The registered model's name (in Unity Catalog it would be ``<catalog>.<schema>.flight_delay``).
-MODEL_NAME = "flight_delay"
+MODEL_NAME = registered_name("flight_delay")  # "flight_delay" on a personal store
 #: The alias every deployment chapter loads; ``helpers.registry`` moves it.
 CHAMPION_ALIAS = "champion"
 CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}"

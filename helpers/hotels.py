@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from helpers.tracking import registered_name
+
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
     from mlflow.models.model import ModelInfo
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from helpers.registry import GatePolicy
 
 #: The registered model (``<catalog>.<schema>.hotel_rates`` in Unity Catalog).
-MODEL_NAME = "hotel_rates"
+MODEL_NAME = registered_name("hotel_rates")  # "hotel_rates" on a personal store
 CHAMPION_URI = f"models:/{MODEL_NAME}@champion"
 DATASET = "hotel_rates"
 TARGET = "avg_price_per_room"

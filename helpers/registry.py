@@ -213,11 +213,29 @@ def exists(name: str) -> bool:
     return bool(_client().search_registered_models(filter_string=f"name = '{name}'"))
 
 
+class SharedRegistryError(RuntimeError):
+    """The notebooks were about to delete a registered model on a shared tracking server without being told to."""
+
+
 def reset(name: str) -> bool:
     """Delete registered model ``name`` with all its versions and aliases (the runs and logged models stay
-    in their experiments). Returns whether there was one to delete."""
+    in their experiments). Returns whether there was one to delete.
+
+    On a shared server (``tracking.is_shared_store``) it deletes only when ``$CURRICULUM_RESET_MODELS`` is 1: a
+    registry others use is never emptied by a notebook that was merely re-run."""
+    import os
+
+    from helpers import tracking
+
     if not exists(name):
         return False
+    if tracking.is_shared_store() and os.environ.get(tracking.RESET_ENV) != "1":
+        raise SharedRegistryError(
+            f"Registered model {name!r} already exists on the shared tracking server {tracking.tracking_uri()}, and "
+            f"this notebook starts by deleting it. Notebooks never delete on a shared server unless told to. Either "
+            f"set {tracking.RESET_ENV}=1 to let them delete the models they name for you (yours end in "
+            f"'__{tracking.learner()}'), set {tracking.LEARNER_ENV} to another name to start afresh under new names, "
+            f"or delete {name!r} yourself in the MLflow UI. Nothing was deleted.")
     _client().delete_registered_model(name)
     return True
 

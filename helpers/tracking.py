@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
+#: Who is running the notebooks, for the names of their registered models on a shared server (default: the login).
+LEARNER_ENV = "CURRICULUM_LEARNER"
+#: A Unity Catalog schema (``catalog.schema``) for the registered models: names become ``catalog.schema.model``.
+MODEL_SCHEMA_ENV = "CURRICULUM_MODEL_SCHEMA"
+#: Set to 1 to let the notebooks delete the registered models they name for you on a shared server.
+RESET_ENV = "CURRICULUM_RESET_MODELS"
 # MLflow's download progress bars print rates and times that differ on every run: not notebook material.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # Alembic and MLflow announce every schema migration when a new SQLite store is created.
@@ -39,6 +45,41 @@ def tracking_uri() -> str:
 
 def is_local_store(uri: str) -> bool:
     return uri.startswith("sqlite:///") and uri.endswith(f"{work_dir('mlflow') / 'mlflow.db'}")
+
+
+def is_shared_store(uri: str | None = None) -> bool:
+    """Whether the tracking store may hold other people's work: a server (``http(s)://``, ``databricks``...). A SQLite
+    database or a folder that ``MLFLOW_TRACKING_URI`` names is one person's."""
+    uri = uri or tracking_uri()
+    return not uri.startswith(("sqlite:", "file:", "/"))
+
+
+def learner() -> str:
+    """``$CURRICULUM_LEARNER``, else the login name, as lower-case letters, digits and underscores."""
+    import getpass
+    import re
+
+    name = os.environ.get(LEARNER_ENV) or getpass.getuser()
+    cleaned = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")
+    if not cleaned:
+        raise ValueError(f"{LEARNER_ENV}={name!r} has no letter or digit; set it to a name such as 'alice'.")
+    return cleaned
+
+
+def registered_name(base: str) -> str:
+    """The name under which these notebooks register model ``base`` for this learner.
+
+    On a personal store it is ``base``. With ``$CURRICULUM_MODEL_SCHEMA`` (a Unity Catalog ``catalog.schema``, say
+    ``main.alice``) it is ``catalog.schema.base``. On a shared server it is ``base__<learner>``, so that two learners'
+    notebooks never move each other's aliases or delete each other's versions.
+    """
+    schema = os.environ.get(MODEL_SCHEMA_ENV, "").strip()
+    if schema:
+        if len(schema.split(".")) != 2 or not all(schema.split(".")):
+            raise ValueError(f"{MODEL_SCHEMA_ENV}={schema!r} should be a Unity Catalog schema, catalog.schema "
+                             "(for example main.alice).")
+        return f"{schema}.{base}"
+    return f"{base}__{learner()}" if is_shared_store() else base
 
 
 def use_experiment(name: str) -> str:
