@@ -423,7 +423,9 @@ def test_recommend_als(ratings, als_models) -> None:
     _, test, _ = ratings
     plain, residual, with_nan = als_models
     rmse = RegressionEvaluator(labelCol="rating").evaluate(plain.transform(test))
-    assert lab.test_als(plain, rmse).passed
+    verdict = lab.test_als(plain, rmse)
+    assert verdict.passed
+    assert "worse than the movie + user effects" in str(verdict)  # the verdict follows the learner's RMSE
     nan_rmse = RegressionEvaluator(labelCol="rating").evaluate(with_nan.transform(test))
     fails_with(lab.test_als(with_nan, nan_rmse), "NaN", "coldStartStrategy=\"drop\"")
     fails_with(lab.test_als(plain, rmse + 0.05), "scores")

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 KEYS = ["user_id", "movie_id"]
 #: The pseudo-ratings that shrink every effect towards 0 (chapter 15 chose λ = 10 on validation ratings).
 BIAS_REG = 10.0
-#: Chapter 15 (test ratings): movie + user effects 0.899, ALS on the raw ratings 1.000, effects + ALS on the
-#: residuals 0.891. The lab's split is the chapter's train + validation / test split, so the same numbers: the
+#: Chapter 15 (test ratings): movie + user effects 0.899, ALS on the raw ratings 1.000 (0.967 tuned), effects + ALS
+#: on the residuals 0.891. The lab's split is the chapter's train + validation / test split, so the same numbers: the
 #: residual model (rank 16, regParam 0.3) must do at least as well as the effects alone (no slack).
 RESIDUAL_SLACK = 0.0
 #: ALS on the raw ratings (rank 10, regParam 0.1) scores about 1.0 in chapter 15; a working fit is below this.
@@ -141,7 +141,11 @@ def test_als(als_model: Any, als_rmse: float) -> str:
     require(actual < ALS_RMSE_LIMIT, f"RMSE {actual:.3f} is above {ALS_RMSE_LIMIT}: fit ALS with userCol=\"user_id\", "
                                      "itemCol=\"movie_id\", ratingCol=\"rating\", rank 10, regParam 0.1")
     effects = _effects_rmse()
-    return f"RMSE {actual:.3f} — worse than the movie + user effects ({effects:.3f}), as in chapter 15 (1.000 vs 0.899)"
+    verdict = (f"worse than the movie + user effects ({effects:.3f}), as in chapter 15 (defaults 1.000, tuned 0.967, "
+               "effects 0.899)" if actual > effects else
+               f"as good as or better than the movie + user effects ({effects:.3f}), which chapter 15's ALS on the "
+               "raw ratings never was — compare the settings with the chapter's")
+    return f"RMSE {actual:.3f} — {verdict}"
 
 
 @check("Effects + ALS on the residuals")
