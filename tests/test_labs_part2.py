@@ -23,13 +23,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:D
 def digit_arrays(spark):
     import numpy as np
 
-    from helpers import deep
     from helpers.labs import deep as lab
 
     train, valid, test = lab.digit_frames(spark)
 
     def arrays(frame):
-        return (frame[deep.PIXELS].to_numpy(dtype=np.float32) / np.float32(16.0),
+        return (frame[lab.PIXELS].to_numpy(dtype=np.float32) / np.float32(16.0),
                 frame["label"].to_numpy(dtype=np.int64))
 
     return arrays(train), arrays(test)
@@ -43,14 +42,30 @@ def _net(seed: int = 42):
     return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
-@pytest.fixture(scope="module")
-def trained_net(digit_arrays):
-    """The lab's network, trained as its solution does (10 epochs of SGD with momentum)."""
+def _functional_net(seed: int = 42, scale_inside: bool = False):
+    """A network written as chapter 12 writes its own: layers in __init__, the activation as F.relu in forward,
+    and (``scale_inside``) the pixels scaled there too, so it takes raw counts."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden, self.out = nn.Linear(64, 64), nn.Linear(64, 10)
+
+        def forward(self, pixels):
+            return self.out(F.relu(self.hidden(pixels / 16.0 if scale_inside else pixels)))
+
+    torch.manual_seed(seed)
+    return Net()
+
+
+def _train(net, x, y):
+    """The lab's training loop, as its solution writes it (10 epochs of SGD with momentum)."""
     import torch
     from torch.nn import functional as F
 
-    (x, y), _ = digit_arrays
-    net = _net()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     optimiser = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     for epoch in range(1, 11):
@@ -62,6 +77,12 @@ def trained_net(digit_arrays):
             loss.backward()
             optimiser.step()
     return net.eval()
+
+
+@pytest.fixture(scope="module")
+def trained_net(digit_arrays):
+    (x, y), _ = digit_arrays
+    return _train(_net(), x, y)
 
 
 def test_deep_arrays(digit_arrays) -> None:
@@ -85,22 +106,32 @@ def test_deep_network() -> None:
     from helpers.labs import deep as lab
 
     assert lab.test_network(_net()).passed
-    fails_with(lab.test_network(nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 10))), "collapses", "nn.ReLU")
+    # The activation as a call in forward, as chapter 12's own network writes it, passes too.
+    assert lab.test_network(_functional_net()).passed
+    assert lab.test_network(_functional_net(scale_inside=True)).passed
+    fails_with(lab.test_network(nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 10))), "linear", "nn.ReLU")
     fails_with(lab.test_network(nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10), nn.Softmax(dim=1))),
-                "softmax")
+               "softmax")
     fails_with(lab.test_network(nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 1))), "10 outputs")
     fails_with(lab.test_network(nn.Sequential(nn.Linear(64, 1000), nn.ReLU(), nn.Linear(1000, 10))),
-                "keep the network small")
+               "keep the network small")
     fails_with(lab.test_network("net"), "nn.Module")
 
 
-def test_deep_training(trained_net, monkeypatch) -> None:
+def test_deep_training(trained_net, digit_arrays, monkeypatch) -> None:
     from helpers.labs import deep as lab
 
-    assert lab.test_training(trained_net).passed
-    fails_with(lab.test_training(_net()), "barely moved", "optimiser.step()")
+    (x, y), (x_test, _) = digit_arrays
+    assert lab.test_training(trained_net, x_test).passed
+    fails_with(lab.test_training(_net(), x_test), "barely moved", "optimiser.step()")
+    fails_with(lab.test_training(trained_net, x_test[::-1].copy()), "test_pd's order")
+    fails_with(lab.test_training(trained_net, x_test[:100]), "shape")
+    # A network that scales its raw input itself is judged on raw pixels — never scaled a second time.
+    raw_net = _train(_functional_net(scale_inside=True), x * 16, y)
+    assert lab.test_training(raw_net, x_test * 16).passed
+    fails_with(lab.test_training(raw_net, x_test), "scaled once")
     monkeypatch.setattr(lab, "ACCURACY_LIMIT", 0.999)
-    fails_with(lab.test_training(trained_net), "below 0.999", "train longer")
+    fails_with(lab.test_training(trained_net, x_test), "below 0.999", "train longer")
 
 
 def test_deep_accuracy(trained_net, digit_arrays) -> None:
@@ -113,13 +144,14 @@ def test_deep_accuracy(trained_net, digit_arrays) -> None:
         right = trained_net(torch.from_numpy(x_test)).argmax(1).numpy() == y_test
         train_accuracy = float((trained_net(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
     accuracy, mistakes = float(right.mean()), int((~right).sum())
-    assert lab.test_accuracy(trained_net, accuracy, mistakes).passed
-    fails_with(lab.test_accuracy(trained_net, 100 * accuracy, mistakes), "percentage")
+    assert lab.test_accuracy(trained_net, x_test, accuracy, mistakes).passed
+    fails_with(lab.test_accuracy(trained_net, x_test, 100 * accuracy, mistakes), "percentage")
     if abs(train_accuracy - accuracy) > 1e-3:
-        fails_with(lab.test_accuracy(trained_net, train_accuracy, mistakes), "TRAINING")
-    fails_with(lab.test_accuracy(trained_net, accuracy - 0.01, mistakes), "classifies")
-    fails_with(lab.test_accuracy(trained_net, accuracy, mistakes + 1), f"gets {mistakes} of")
-    fails_with(lab.test_accuracy(trained_net, accuracy, float(mistakes)), "should be an int")
+        fails_with(lab.test_accuracy(trained_net, x_test, train_accuracy, mistakes), "TRAINING")
+    fails_with(lab.test_accuracy(trained_net, x_test, accuracy - 0.01, mistakes), "classifies")
+    fails_with(lab.test_accuracy(trained_net, x_test, accuracy, mistakes + 1), f"gets {mistakes} of")
+    fails_with(lab.test_accuracy(trained_net, x_test, accuracy, float(mistakes)), "should be an int")
+    fails_with(lab.test_accuracy(trained_net, list(x_test), accuracy, mistakes), "NumPy array")
 
 
 # --------------------------------------------------------------------------------------------------------------
