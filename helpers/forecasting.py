@@ -1,15 +1,15 @@
-"""Many time series, one model each: the per-series fit that runs inside ``applyInPandas``, the
-rolling-origin backtest and the forecast-accuracy metrics.
+"""Many time series, one model each: the ETS fit and the seasonal naive baseline that a per-series function
+calls inside ``applyInPandas``, the rolling-origin backtest frame and the forecast-accuracy metrics.
 
 The pattern (notebook 13) is Spark's "many models": every group of rows (one series, one cut-off
 date) goes to a Python worker as a pandas DataFrame, gets its own model, and comes back as rows of
-forecasts. The function that does that work runs on the executors; it lives here because chapter 13
-and its lab share it (PySpark would ship a notebook-defined function to the executors just as well)::
+forecasts. Chapter 13 and its lab write that per-group function in the notebook; ``forecast_group`` is the
+lab checks' reference for it::
 
     cutoffs = rolling_origins("2019-09-01", horizon=12, folds=3)          # three forecast origins
     history = backtest_frame(employment, cutoffs, horizon=12)           # each series once per origin
     forecasts = (history.groupBy("series_id", "cutoff")
-                 .applyInPandas(group_forecaster(horizon=12), forecast_schema()))
+                 .applyInPandas(forecast_series, schema))               # forecast_series: the notebook's
     accuracy(forecasts.toPandas(), {"ETS": "ets", "seasonal naive": "snaive"}, by="series_id")
 
 The model is ETS(A,A,A) from statsmodels (additive error, trend and seasonality: Holt-Winters as a
@@ -20,7 +20,7 @@ forecast (the value of the same month one year earlier).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -190,7 +190,7 @@ def ets_forecast(y: pd.Series, horizon: int, level: float = 0.95, period: int = 
 # --- the function applyInPandas runs, once per group ----------------------------------------------
 
 def forecast_schema(key: str = "series_id", time: str = "month") -> str:
-    """The Spark schema (DDL) of ``group_forecaster``'s output rows."""
+    """The Spark schema (DDL) of ``forecast_group``'s output rows."""
     return (f"{key} string, cutoff date, {time} date, h int, actual double, ets double, ets_lower double, "
             "ets_upper double, snaive double, scale double, converged boolean")
 
@@ -222,21 +222,6 @@ def forecast_group(pdf: pd.DataFrame, horizon: int, level: float = 0.95, key: st
         "scale": seasonal_naive_scale(train, period),
         "converged": converged,
     })
-
-
-def group_forecaster(horizon: int, level: float = 0.95, key: str = "series_id", time: str = "month",
-                     value: str = "employed", period: int = PERIOD,
-                     damped: bool = False) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """``forecast_group`` with its settings fixed: the one-argument function ``applyInPandas`` calls.
-
-    Spark pickles the returned function together with these settings and sends it to the executors,
-    where it imports ``helpers.forecasting``; nothing from the notebook's namespace is needed there.
-    """
-    def forecast(pdf: pd.DataFrame) -> pd.DataFrame:
-        return forecast_group(pdf, horizon, level=level, key=key, time=time, value=value, period=period,
-                              damped=damped)
-
-    return forecast
 
 
 # --- accuracy -------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -155,7 +156,7 @@ def test_forecast_group_splits_at_the_cutoff() -> None:
     y = synthetic()
     frame = long_frame({"x": y}).assign(cutoff=pd.Timestamp("2016-12-01").date())
     frame = frame[pd.to_datetime(frame["month"]) <= "2017-12-01"]
-    out = forecasting.group_forecaster(horizon=12)(frame)
+    out = forecasting.forecast_group(frame, horizon=12)
     assert len(out) == 12 and out["h"].tolist() == list(range(1, 13))
     assert out["month"].iloc[0] == pd.Timestamp("2017-01-01").date()
     assert np.allclose(out["actual"], y["2017-01":"2017-12"])
@@ -174,7 +175,7 @@ def test_backtest_with_apply_in_pandas(spark) -> None:
     last_month = history.where("cutoff = DATE'2017-06-01'").agg({"month": "max"}).first()[0]
     assert last_month == pd.Timestamp("2017-12-01").date()  # the cut-off plus the horizon, nothing later
     result = (history.groupBy("series_id", "cutoff")
-              .applyInPandas(forecasting.group_forecaster(horizon=6), forecasting.forecast_schema())
+              .applyInPandas(functools.partial(forecasting.forecast_group, horizon=6), forecasting.forecast_schema())
               .toPandas())
     assert len(result) == 2 * 2 * 6 and result["actual"].notna().all()
     # a fit that stops at the optimiser's limit is kept and flagged (the flat series' slope sits at 0, on a
