@@ -3,8 +3,7 @@ calls inside ``applyInPandas``, the rolling-origin backtest frame and the foreca
 
 The pattern (notebook 13) is Spark's "many models": every group of rows (one series, one cut-off
 date) goes to a Python worker as a pandas DataFrame, gets its own model, and comes back as rows of
-forecasts. Chapter 13 and its lab write that per-group function in the notebook; ``forecast_group`` is the
-lab checks' reference for it::
+forecasts. Chapter 13 and its lab write that per-group function in the notebook, with these pieces::
 
     cutoffs = rolling_origins("2019-09-01", horizon=12, folds=3)          # three forecast origins
     history = backtest_frame(employment, cutoffs, horizon=12)           # each series once per origin
@@ -146,7 +145,7 @@ def fit_ets(y: pd.Series, period: int = PERIOD, damped: bool = False,
     with warnings.catch_warnings():
         # Across hundreds of fits the optimiser occasionally stops at its iteration limit on a flat
         # likelihood (a slope of exactly 0, say). The fit is still usable and the flag is not lost:
-        # results.mle_retvals["converged"] records it, and forecast_group returns it as the "converged"
+        # results.mle_retvals["converged"] records it, and the per-series function returns it as the "converged"
         # column for the notebook to count.
         warnings.filterwarnings("ignore", message="Maximum Likelihood optimization failed to converge",
                                 category=ConvergenceWarning)
@@ -185,43 +184,6 @@ def ets_forecast(y: pd.Series, horizon: int, level: float = 0.95, period: int = 
     frame = results.get_prediction(start=len(y), end=len(y) + horizon - 1).summary_frame(alpha=1 - level)
     frame = frame.rename(columns={"pi_lower": "lower", "pi_upper": "upper"})[["mean", "lower", "upper"]]
     return frame, bool(results.mle_retvals.get("converged", True))
-
-
-# --- the function applyInPandas runs, once per group ----------------------------------------------
-
-def forecast_schema(key: str = "series_id", time: str = "month") -> str:
-    """The Spark schema (DDL) of ``forecast_group``'s output rows."""
-    return (f"{key} string, cutoff date, {time} date, h int, actual double, ets double, ets_lower double, "
-            "ets_upper double, snaive double, scale double, converged boolean")
-
-
-def forecast_group(pdf: pd.DataFrame, horizon: int, level: float = 0.95, key: str = "series_id",
-                   time: str = "month", value: str = "employed", period: int = PERIOD,
-                   damped: bool = False) -> pd.DataFrame:
-    """Forecast one (series, cutoff) group: train on the months up to ``cutoff``, forecast the next
-    ``horizon`` months with ETS (damped trend if asked) and the seasonal naive method, and line the
-    forecasts up with the actual values when the group holds them (a backtest) or with NaN (a forecast
-    of the future).
-    """
-    cutoff = pd.Timestamp(pdf["cutoff"].iloc[0])
-    months = pd.to_datetime(pdf[time])
-    train = monthly_series(pdf.loc[months <= cutoff], time, value)
-    future = pd.date_range(cutoff + pd.DateOffset(months=1), periods=horizon, freq=FREQ)
-    actual = pdf.loc[months > cutoff].assign(**{time: months[months > cutoff]}).set_index(time)[value]
-    ets, converged = ets_forecast(train, horizon, level=level, period=period, damped=damped)
-    return pd.DataFrame({
-        key: pdf[key].iloc[0],
-        "cutoff": cutoff.date(),
-        time: [m.date() for m in future],
-        "h": np.arange(1, horizon + 1, dtype="int32"),
-        "actual": actual.reindex(future).to_numpy(dtype=float),
-        "ets": ets["mean"].to_numpy(),
-        "ets_lower": ets["lower"].to_numpy(),
-        "ets_upper": ets["upper"].to_numpy(),
-        "snaive": seasonal_naive(train, horizon, period),
-        "scale": seasonal_naive_scale(train, period),
-        "converged": converged,
-    })
 
 
 # --- accuracy -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from helpers import forecasting
+from helpers.labs.forecasting import FORECAST_SCHEMA, reference_forecast
 
 MONTHS = pd.date_range("2010-01-01", periods=96, freq="MS")
 SEASON = 30 * np.sin(2 * np.pi * np.arange(12) / 12) + 10 * np.cos(4 * np.pi * np.arange(12) / 12)
@@ -152,17 +153,17 @@ def test_a_damped_trend_grows_less() -> None:
     assert growth(damped) < growth(trended) and growth(trended) == pytest.approx(24.0, rel=0.2)
 
 
-def test_forecast_group_splits_at_the_cutoff() -> None:
+def test_reference_forecast_splits_at_the_cutoff() -> None:
     y = synthetic()
     frame = long_frame({"x": y}).assign(cutoff=pd.Timestamp("2016-12-01").date())
     frame = frame[pd.to_datetime(frame["month"]) <= "2017-12-01"]
-    out = forecasting.forecast_group(frame, horizon=12)
+    out = reference_forecast(frame, horizon=12)
     assert len(out) == 12 and out["h"].tolist() == list(range(1, 13))
     assert out["month"].iloc[0] == pd.Timestamp("2017-01-01").date()
     assert np.allclose(out["actual"], y["2017-01":"2017-12"])
     assert np.allclose(out["snaive"], y["2016-01":"2016-12"])                # last year's months
     assert out["scale"].iloc[0] == pytest.approx(forecasting.seasonal_naive_scale(y[:"2016-12"]))
-    future = forecasting.forecast_group(frame.assign(cutoff=pd.Timestamp("2017-12-01").date()), horizon=6)
+    future = reference_forecast(frame.assign(cutoff=pd.Timestamp("2017-12-01").date()), horizon=6)
     assert len(future) == 6 and future["actual"].isna().all()  # nothing is known after the last month
 
 
@@ -175,7 +176,7 @@ def test_backtest_with_apply_in_pandas(spark) -> None:
     last_month = history.where("cutoff = DATE'2017-06-01'").agg({"month": "max"}).first()[0]
     assert last_month == pd.Timestamp("2017-12-01").date()  # the cut-off plus the horizon, nothing later
     result = (history.groupBy("series_id", "cutoff")
-              .applyInPandas(functools.partial(forecasting.forecast_group, horizon=6), forecasting.forecast_schema())
+              .applyInPandas(functools.partial(reference_forecast, horizon=6), FORECAST_SCHEMA)
               .toPandas())
     assert len(result) == 2 * 2 * 6 and result["actual"].notna().all()
     # a fit that stops at the optimiser's limit is kept and flagged (the flat series' slope sits at 0, on a
